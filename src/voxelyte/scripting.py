@@ -1,0 +1,42 @@
+"""Glue for the workflow's thin scripts: logging to the rule's log file, thread limits, and one
+clear message for bad input. Duck-typed on Snakemake's ``snakemake`` object; never imports it."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any, Callable
+
+from threadpoolctl import threadpool_limits
+
+from .errors import InputError
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                   "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def setup_logging(log_path: str | None, level: int = logging.INFO) -> logging.Logger:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=level, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return logging.getLogger("voxelyte")
+
+
+def run(smk: Any, main: Callable[[Any, logging.Logger], None]) -> None:
+    """Run a stage's ``main(snakemake, log)``: log to ``snakemake.log[0]``, honour
+    ``snakemake.threads``, and turn :class:`InputError` into one message and exit status 1."""
+    for var in THREAD_ENV_VARS:
+        os.environ.setdefault(var, str(smk.threads))
+    log = setup_logging(smk.log[0] if len(smk.log) else None)
+    start = time.perf_counter()
+    log.info("rule %s, wildcards %s, threads %s", smk.rule, dict(smk.wildcards), smk.threads)
+    try:
+        with threadpool_limits(limits=int(smk.threads)):
+            main(smk, log)
+    except InputError as err:
+        log.error("%s", err)
+        raise SystemExit(f"voxelyte: {err}") from None
+    log.info("done in %.1f s", time.perf_counter() - start)

@@ -1,0 +1,27 @@
+# Ingest: raw channel stacks (TIFF, TIFF folder, HDF5, raw binary, zarr) -> raw.zarr (voxelyte.io).
+STAGE_RULES.append("ingest")
+
+
+rule ingest:
+    input:
+        channels=lambda w: [str(c["path"]) for c in sample_of(w).inputs],
+    output:
+        raw=directory(sample_path("raw.zarr")),
+        record=provenance_record("ingest"),
+    params:
+        inputs=lambda w: sample_of(w).inputs,
+        voxel_size_um=lambda w: sample_of(w).voxel_size_um,
+        crop=lambda w: sample_of(w).config.get("crop"),
+        stage=lambda w: sample_of(w).stages["ingest"],
+        config_hash=lambda w: sample_of(w).config_hash,
+    wildcard_constraints:
+        sample=one_of(SAMPLES),
+    log:
+        log_path("ingest"),
+    benchmark:
+        benchmark_path("ingest")
+    threads: 2
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/ingest.py"
