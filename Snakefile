@@ -11,7 +11,10 @@ from voxelyte.errors import InputError
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo study unless a study is given (--configfile merges into, not replaces, a configfile).
+if "samples" not in config:
+
+    configfile: "config/config.yaml"
 
 
 try:

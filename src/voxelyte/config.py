@@ -121,6 +121,8 @@ def validate(instance: Any, schema: dict, *, source: str, sample: str | None = N
     error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(instance))
     if error is None:
         return instance
+    while error.parent is not None and error.parent.validator in ("oneOf", "anyOf"):
+        error = error.parent  # name every allowed form, not just the closest one
     path = list(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
@@ -373,8 +375,10 @@ def load_study(config: dict | str | Path, *, workdir: str | Path = ".",
     cfg = validate(copy.deepcopy(config), load_schema("config"), source=source)
     # study-wide stage parameters: same schema as a sample's, checked without filling defaults
     definitions = load_schema("sample")["definitions"]
-    validate(copy.deepcopy(cfg["stages"]), dict(definitions["stages"], definitions=definitions),
-             source=source, fill_defaults=False)
+    wrapper = {"type": "object", "properties": {"stages": definitions["stages"]},
+               "definitions": definitions}
+    validate({"stages": copy.deepcopy(cfg["stages"])}, wrapper, source=source,
+             fill_defaults=False)
     results_dir = Path(cfg["results_dir"])
     results_dir = results_dir if results_dir.is_absolute() else workdir / results_dir
     study = Study(name=cfg["study"], results_dir=results_dir, config=cfg)
