@@ -177,11 +177,15 @@ def stage_defaults() -> dict:
     return resolve_stages({}, {}, source="<defaults>")
 
 
+def phantom_schema() -> dict:
+    """The schema of a sample file's ``phantom`` section, standalone."""
+    definitions = load_schema("sample")["definitions"]
+    return dict(definitions["phantom"], definitions=definitions)
+
+
 def phantom_defaults() -> dict:
     """Phantom parameters with only schema defaults."""
-    schema = dict(load_schema("sample")["definitions"]["phantom"])
-    schema["definitions"] = load_schema("sample")["definitions"]
-    return validate({}, schema, source="<defaults>")
+    return validate({}, phantom_schema(), source="<defaults>")
 
 
 def resolve_stages(study_stages: dict, sample_stages: dict, *, source: str,
