@@ -25,6 +25,12 @@ def sample_path(*parts):
     return "/".join([RESULTS, "{sample}", *parts])
 
 
+def zarr_output(*parts):
+    """A zarr store as a rule output, declared by its root metadata file ``zarr.json``: a
+    ``directory()`` output would get Snakemake's timestamp file inside the store."""
+    return sample_path(*parts, "zarr.json")
+
+
 def provenance_record(rule_name):
     return sample_path("provenance", f"{rule_name}.json")
 
@@ -45,7 +51,7 @@ def rules_for(sample):
 def study_targets():
     targets = [f"{RESULTS}/provenance.json"]
     for sample in SAMPLES:
-        targets.append(f"{RESULTS}/{sample}/raw.zarr")
+        targets.append(zarr_output("raw.zarr").format(sample=sample))
         if sample in PHANTOM_SAMPLES:
-            targets.append(f"{RESULTS}/{sample}/phantom/ground_truth.zarr")
+            targets.append(zarr_output("phantom", "ground_truth.zarr").format(sample=sample))
     return targets

@@ -6,7 +6,7 @@ rule ingest:
     input:
         channels=lambda w: [str(c["path"]) for c in sample_of(w).inputs],
     output:
-        raw=directory(sample_path("raw.zarr")),
+        raw=zarr_output("raw.zarr"),
         record=provenance_record("ingest"),
     params:
         inputs=lambda w: sample_of(w).inputs,

@@ -6,7 +6,7 @@ rule phantom:
     output:
         bse=sample_path("phantom", "BSE.tif"),
         se=sample_path("phantom", "SE.tif"),
-        truth=directory(sample_path("phantom", "ground_truth.zarr")),
+        truth=zarr_output("phantom", "ground_truth.zarr"),
         summary=sample_path("phantom", "phantom.json"),
         sample_file=sample_path("phantom", "sample.yaml"),
         record=provenance_record("phantom"),

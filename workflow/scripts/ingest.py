@@ -14,12 +14,13 @@ def main(smk, log):
              stack.attrs["voxel_size_source"])
     record = provenance.make_record(
         rule=smk.rule, sample=sample, inputs={c["name"]: c["path"] for c in smk.params.inputs},
-        outputs=[smk.output.raw], params=dict(smk.params.stage, crop=smk.params.crop),
+        outputs=[Path(smk.output.raw).parent], params=dict(smk.params.stage, crop=smk.params.crop),
         config_hash=smk.params.config_hash, repo_dir=Path(smk.scriptdir).parents[1])
     dataset = stack.to_dataset()
     dataset.attrs["sample"] = sample
     dataset.attrs["provenance"] = record
-    io.write_zarr_atomic(dataset, smk.output.raw, num_workers=smk.threads)
+    store = Path(smk.output.raw).parent  # the output is the store's zarr.json
+    io.write_zarr_atomic(dataset, store, num_workers=smk.threads)
     provenance.write_json_atomic(record, smk.output.record)
 
 

@@ -20,7 +20,9 @@ def main(smk, log):
     }
     Path(smk.output.sample_file).write_text(yaml.safe_dump(sample_file, sort_keys=False))
     record = provenance.make_record(
-        rule=smk.rule, sample=smk.wildcards.sample, inputs={}, outputs=list(smk.output),
+        rule=smk.rule, sample=smk.wildcards.sample, inputs={},
+        outputs=[smk.output.bse, smk.output.se, Path(smk.output.truth).parent,
+                 smk.output.summary, smk.output.sample_file],
         params=smk.params.phantom, config_hash=smk.params.config_hash,
         repo_dir=Path(smk.scriptdir).parents[1])
     provenance.write_json_atomic(record, smk.output.record)
