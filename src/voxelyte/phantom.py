@@ -53,6 +53,7 @@ from scipy import ndimage
 
 from voxelyte import config as _config
 from voxelyte.errors import InputError
+from voxelyte.io import write_zarr_atomic
 
 PHASES = {"pore": 0, "CAM": 1, "SE": 2}
 CHANNELS = ("BSE", "SE")
@@ -504,10 +505,8 @@ def write_phantom(out_dir, params: dict, sample_name: str) -> dict:
                    "drift_convention": DRIFT_CONVENTION, "sample_name": sample_name})
         for name in ("z", "y", "x"):
             dataset[name].attrs["units"] = "um"
-        chunks = (min(nz, 64), min(ny, 256), min(nx, 256))
-        encoding = {v: {"chunks": chunks} for v in ("labels", "cam_particle_id")}
-        dataset.to_zarr(tmp / names["ground_truth"], mode="w", consolidated=False,
-                        encoding=encoding)
+        write_zarr_atomic(dataset.chunk({"z": 64, "y": 256, "x": 256}),
+                          tmp / names["ground_truth"])
 
         summary = {
             "sample_name": sample_name,
