@@ -85,3 +85,29 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
                          "--directory", str(tmp_path))
     assert done.returncode == 0, done.stderr[-4000:]
     np.testing.assert_array_equal(xr.open_zarr(out / "tiny" / "raw.zarr")["raw"].values, first)
+
+
+def test_bad_input_stops_ingest_with_one_message_and_no_artefact(repo_root, tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "bse.tif", np.zeros((6, 20, 20), np.uint16), imagej=True)
+    tifffile.imwrite(tmp_path / "se.tif", np.zeros((6, 20, 24), np.uint16), imagej=True)
+    sample = {"inputs": [{"name": "BSE", "format": "tiff", "path": "bse.tif"},
+                         {"name": "SE", "format": "tiff", "path": "se.tif"}],
+              "voxel_size_um": {"z": 0.1, "y": 0.1, "x": 0.1},
+              "phases": {"pore": {"label": 0}, "solid": {"label": 1}}}
+    (tmp_path / "real.yaml").write_text(yaml.safe_dump(sample))
+    study = {"study": "bad", "results_dir": str(tmp_path / "results"),
+             "samples": {"real": str(tmp_path / "real.yaml")}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    done = run_snakemake(repo_root, "--cores", "1", "--configfile", str(tmp_path / "study.yaml"),
+                         "--directory", str(tmp_path))
+    assert done.returncode != 0
+    log = (tmp_path / "results" / "bad" / "logs" / "ingest" / "real.log").read_text()
+    message = [line for line in log.splitlines() if "ERROR" in line]
+    assert len(message) == 1, log
+    assert "sample 'real'" in message[0] and "SE" in message[0] and "shape" in message[0]
+    assert "voxelyte: sample 'real'" in done.stderr
+    store = tmp_path / "results" / "bad" / "real" / "raw.zarr"
+    assert not (store / "zarr.json").exists()
+    assert not list(store.parent.glob("raw.zarr.tmp-*"))
