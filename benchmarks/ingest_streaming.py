@@ -35,7 +35,8 @@ io.write_zarr_atomic(stack.to_dataset(), f"{scratch}/raw.zarr", num_workers=work
 def write_stack(path: Path, shape: tuple[int, int, int], seed: int) -> None:
     """Write a noisy stack slice by slice (never the whole stack in memory)."""
     rng = np.random.default_rng(seed)
-    out = tifffile.memmap(path, shape=shape, dtype=np.uint16, imagej=True, resolution=(10.0, 10.0),
+    out = tifffile.memmap(path, shape=shape, dtype=np.uint16, imagej=True,
+                          resolution=(10.0, 10.0),  # pixels per um: 0.1 um voxels
                           metadata={"axes": "ZYX", "spacing": 0.1, "unit": "um"})
     for z in range(shape[0]):
         out[z] = rng.integers(1000, 40000, size=shape[1:], dtype=np.uint16)

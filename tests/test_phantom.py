@@ -254,7 +254,7 @@ def test_write_phantom_round_trip(tmp_path):
             assert tif.imagej_metadata["unit"] == "um"
             assert tif.series[0].shape == tuple(shape)
 
-    ds = xr.open_zarr(result["ground_truth"], consolidated=False)
+    ds = xr.open_zarr(result["ground_truth"])
     assert ds["labels"].dims == ("z", "y", "x") and ds["labels"].dtype == np.uint8
     assert ds["cam_particle_id"].dtype == np.uint32
     assert ds["labels"].shape == tuple(shape)
@@ -273,4 +273,23 @@ def test_write_phantom_round_trip(tmp_path):
     assert summary["sample_name"] == "sample_a"
     assert summary["porosity"] == pytest.approx(result["volume_fraction"]["pore"])
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["BSE.tif", "SE.tif", "ground_truth.zarr", "phantom.json"])  # no temporary left
+        ["BSE.tif", "SE.tif", "ground_truth.zarr", "phantom.json", "sample.yaml"])  # no temp left
+
+
+def test_written_sample_file_ingests_like_real_data(tmp_path):
+    from voxelyte import config, io
+
+    run = params(seed=6, shape_zyx=[8, 32, 36], voxel_size_um=0.2)
+    phases = {"pore": {"label": 0}, "CAM": {"label": 1, "density_g_cm3": 4.75},
+              "SE": {"label": 2, "density_g_cm3": 2.2}}
+    phantom.write_phantom(tmp_path / "P", run, "P", phases=phases)
+    sample = config.load_sample(tmp_path / "P" / "sample.yaml")
+    assert sample.phases == phases
+    assert [c["path"] for c in sample.inputs] == [tmp_path / "P" / f"{ch}.tif"
+                                                  for ch in phantom.CHANNELS]
+    stack = io.read_raw_stack(sample.inputs, sample=sample.name,
+                              voxel_size_um=sample.voxel_size_um)
+    assert stack.shape == (2, 8, 32, 36)
+    np.testing.assert_allclose(stack.attrs["voxel_size_um"], [0.2, 0.2, 0.2])
+    np.testing.assert_array_equal(stack.sel(channel="SE").values,
+                                  tifffile.imread(tmp_path / "P" / "SE.tif"))
