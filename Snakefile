@@ -28,6 +28,8 @@ validate(config, str(vxconfig.schema_path("config")))  # Snakemake's validate, d
 include: "workflow/rules/common.smk"
 include: "workflow/rules/phantom.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/register.smk"
+include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/provenance.smk"
 
 

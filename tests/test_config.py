@@ -205,3 +205,16 @@ def test_workflow_schemas_are_the_packaged_ones(repo_root):
     for name in config.SCHEMA_NAMES:
         linked = repo_root / "workflow" / "schemas" / f"{name}.schema.yaml"
         assert yaml.safe_load(linked.read_text()) == config.load_schema(name)
+
+
+def test_stage_schema_defaults_match_library_defaults():
+    from voxelyte import preprocess, registration
+
+    defaults = config.stage_defaults()
+    library = {"register": registration.REGISTER_DEFAULTS,
+               "preprocess": preprocess.PREPROCESS_DEFAULTS}
+    for stage, values in library.items():
+        runtime_only = {"num_workers"}  # set from the rule's threads, not from config
+        expected = {k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in values.items() if k not in runtime_only}
+        assert defaults[stage] == expected, stage

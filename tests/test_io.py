@@ -404,3 +404,17 @@ def test_large_tiff_streams_within_memory_budget(tmp_path):
     assert stored.shape == (1,) + shape
     for z in (0, 77, 199):
         np.testing.assert_array_equal(stored[0, z].values, page(z))
+
+
+def test_derived_data_keeps_its_dtype_when_written(tmp_path):
+    """Data read from a uint16 store and turned into floats must not be cast back on write."""
+    counts = xr.DataArray(np.arange(2 * 4 * 5 * 6, dtype=np.uint16).reshape(2, 4, 5, 6),
+                          dims=("channel", "z", "y", "x"), name="raw")
+    io.write_zarr_atomic(counts.to_dataset(), tmp_path / "raw.zarr")
+    opened = io.open_volume(tmp_path / "raw.zarr")["raw"]
+    scaled = (opened.astype(np.float32) / 1000.0).rename("scaled")
+    scaled = opened.copy(data=scaled.data).rename("scaled")   # keeps the uint16 encoding
+    io.write_zarr_atomic(scaled.to_dataset(), tmp_path / "scaled.zarr")
+    back = io.open_volume(tmp_path / "scaled.zarr")["scaled"]
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(back.values, counts.values / 1000.0, rtol=1e-6)

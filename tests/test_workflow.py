@@ -25,7 +25,7 @@ def test_dry_run_of_the_default_study(repo_root, tmp_path):
     done = run_snakemake(repo_root, "-n", "--cores", "2", "--config",
                          f"results_dir={tmp_path / 'results'}")
     assert done.returncode == 0, done.stderr + done.stdout
-    for rule in ("phantom", "ingest", "provenance"):
+    for rule in ("phantom", "ingest", "register", "preprocess", "provenance"):
         assert rule in done.stdout
     for sample in ("BM10", "BM03", "BM01"):
         assert f"demo/{sample}/raw.zarr" in done.stdout
@@ -69,14 +69,22 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
     assert truth["drift_dy_px"].values[0] == 0
 
     doc = json.loads((out / "provenance.json").read_text())
-    assert {(r["rule"], r["sample"]) for r in doc["runs"]} == {("phantom", "tiny"), ("ingest", "tiny")}
+    assert {(r["rule"], r["sample"]) for r in doc["runs"]} == {
+        (rule, "tiny") for rule in ("phantom", "ingest", "register", "preprocess")}
     ingest = next(r for r in doc["runs"] if r["rule"] == "ingest")
     assert [i["name"] for i in ingest["inputs"]] == ["BSE", "SE"]
     assert all(len(i["sha256"]) == 64 for i in ingest["inputs"])
     assert ingest["benchmark"]["s"] > 0 and ingest["benchmark"]["max_rss"] > 0
     assert xr.open_zarr(out / "tiny" / "raw.zarr").attrs["provenance"]["rule"] == "ingest"
-    for rule in ("phantom", "ingest"):
+    for rule in ("phantom", "ingest", "register", "preprocess"):
         assert (out / "logs" / rule / "tiny.log").stat().st_size > 0
+
+    # register + preprocess ran on it: drift table per slice, corrected float volume
+    drift = np.genfromtxt(out / "tiny" / "drift.csv", delimiter=",", names=True)
+    assert len(drift) == 24 and drift["dy_px"][0] == 0
+    corrected = xr.open_zarr(out / "tiny" / "corrected.zarr")["corrected"]
+    assert corrected.dims == ("channel", "z", "y", "x") and corrected.dtype == np.float32
+    assert (out / "tiny" / "qc" / "drift.png").stat().st_size > 0
 
     # rerun: nothing to do; same config gives identical raw data
     first = raw.values.copy()

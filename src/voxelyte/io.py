@@ -45,9 +45,6 @@ UNIT_TO_UM = {
     "cm": 1e4, "centimeter": 1e4, "centimetre": 1e4,
 }
 _TIFF_RESUNIT_CENTIMETER = 3
-_STALE_CHUNK_ENCODINGS = ("chunks", "preferred_chunks", "shards")
-
-
 # --------------------------------------------------------------------------- errors
 class _Where:
     """Who is being read (sample, channel, format, file): builds the InputErrors."""
@@ -745,8 +742,8 @@ def write_zarr_atomic(ds: xr.Dataset, path, *, num_workers: int = 1) -> None:
     ever holds a complete store: write into a sibling ``<path>.tmp-<random>``, then replace.
 
     Dask-backed variables are computed chunk by chunk with the threaded scheduler limited to
-    ``num_workers``; their dask chunks define the zarr chunks (stale chunk encodings from an
-    opened store are dropped). On failure the temporary store is removed and nothing at
+    ``num_workers``; their dask chunks define the zarr chunks, and the in-memory dtypes are
+    written (encodings inherited from an opened store are dropped). On failure the temporary store is removed and nothing at
     ``path`` changes."""
     import zarr
 
@@ -755,9 +752,9 @@ def write_zarr_atomic(ds: xr.Dataset, path, *, num_workers: int = 1) -> None:
     tmp = final.with_name(f"{final.name}.tmp-{secrets.token_hex(6)}")
     ds = ds.copy(deep=False)
     for variable in ds.variables.values():
-        if variable.chunks is not None:
-            variable.encoding = {k: v for k, v in variable.encoding.items()
-                                 if k not in _STALE_CHUNK_ENCODINGS}
+        # encodings inherited from a store this data was read from (dtype, scale, chunks)
+        # would silently cast or re-chunk derived data: write what is in memory
+        variable.encoding = {}
     try:
         with dask.config.set(scheduler="threads", num_workers=num_workers), \
                 zarr.config.set({"threading.max_workers": num_workers}), \

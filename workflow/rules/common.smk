@@ -51,7 +51,7 @@ def rules_for(sample):
 def study_targets():
     targets = [f"{RESULTS}/provenance.json"]
     for sample in SAMPLES:
-        targets.append(zarr_output("raw.zarr").format(sample=sample))
+        targets.append(zarr_output("corrected.zarr").format(sample=sample))
         if sample in PHANTOM_SAMPLES:
             targets.append(zarr_output("phantom", "ground_truth.zarr").format(sample=sample))
     return targets

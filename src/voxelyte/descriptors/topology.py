@@ -1,0 +1,48 @@
+"""Phase connectivity: percolating / dead-end / isolated fractions, isolated CAM."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from voxelyte.errors import InputError
+from voxelyte.descriptors._common import AXES, _axis_index, _load, _phase_table
+
+
+def connectivity(labels, phases: dict, *, connectivity_order: int = 1,
+                 electrode_normal_axis="z", current_collector_side: str = "start") -> dict:
+    """Connectivity of each phase (connected components, ``connectivity_order`` 1 = faces,
+    2 = + edges, 3 = + corners): per axis the volume fractions of the phase in components
+    touching both faces (percolating), one face (dead end) and none (isolated); and the
+    fraction not connected to the current-collector face (``isolated_from_current_collector``,
+    e.g. electrochemically isolated CAM). Returns {phase: {...}}."""
+    table = _phase_table(phases)
+    arr = _load(labels)
+    normal = _axis_index(electrode_normal_axis)
+    if current_collector_side not in ("start", "end"):
+        raise InputError("unknown current-collector side", field="current_collector_side",
+                         expected="start or end", found=current_collector_side)
+    structure = ndimage.generate_binary_structure(3, int(connectivity_order))
+    out = {}
+    for name, spec in table.items():
+        comp, n = ndimage.label(arr == spec["label"], structure=structure)
+        sizes = np.bincount(comp.ravel(), minlength=n + 1).astype(np.float64)
+        sizes[0] = 0
+        total = sizes.sum()
+        res = {}
+        faces = {}
+        for ax, axis in enumerate(AXES):
+            start = np.zeros(n + 1, bool)
+            end = np.zeros(n + 1, bool)
+            start[np.unique(np.take(comp, 0, axis=ax))] = True
+            end[np.unique(np.take(comp, -1, axis=ax))] = True
+            start[0] = end[0] = False
+            faces[ax] = (start, end)
+            for key, sel in (("percolating", start & end), ("dead_end", start ^ end),
+                             ("isolated", ~start & ~end)):
+                res[f"{key}_{axis}"] = float(sizes[sel].sum() / total) if total else None
+        cc = faces[normal][0 if current_collector_side == "start" else 1]
+        res["isolated_from_current_collector"] = float(sizes[~cc].sum() / total) if total else None
+        res["n_components"] = int(n)
+        out[name] = res
+        del comp
+    return out

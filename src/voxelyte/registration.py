@@ -1,0 +1,550 @@
+"""Slice registration of PFIB-SEM stacks: in-plane drift estimation and correction.
+
+Minnmann et al. 2024 (Experimental) correct the stage / beam drift of the slice stack with
+MultiStackReg, applying identical shifts to the BSE and SE stacks. Here the drift is estimated
+by sub-pixel phase correlation (Guizar-Sicairos et al. 2008, Opt. Lett. 33, 156;
+``skimage.registration.phase_cross_correlation``) between neighbouring slices of a reference
+channel (or of all channels combined):
+
+* each slice is standardised (zero mean, unit variance) and multiplied by a 2D Hann window
+  (no edge leakage); the correlation is not amplitude-normalised (``normalization=None``):
+  phase-only normalisation is biased (~0.1 px) by the noise of these images;
+* the pair (z, z - j) gives ``m = d_z - d_{z-j}`` (``neighbours`` = max j); the absolute drift
+  (relative to the first valid slice, ``d_0 = 0``) is the least-squares solution of all
+  accepted pairs, weighted by their quality (for ``neighbours = 1``: the cumulative sum);
+* quality of a pair = normalised correlation peak ``sqrt(1 - error)`` in [0, 1]
+  (``error`` of phase_cross_correlation = 1 - |CC_max|^2 / (|A|^2 |B|^2));
+* blank (constant) slices and slices with more than ``1 - min_valid_fraction`` non-finite
+  voxels are invalid: quality 0, drift linearly interpolated from the neighbours, logged.
+  Remaining non-finite voxels are replaced by the slice median for the estimate. A pair with
+  quality below ``min_quality`` is not trusted: the slice is registered against the last
+  registered slice instead (up to ``max_gap`` slices back); if that fails too, the slice is
+  invalid (interpolated). Nothing is shifted by an untrusted measurement.
+
+Drift convention (as ``voxelyte.phantom.DRIFT_CONVENTION``): ``raw[z](y, x) = ideal[z](y - dy_z,
+x - dx_z)``; ``apply_drift`` shifts slice z by ``-d_z`` (cubic spline, scipy.ndimage.shift), the
+same shift for every channel, and crops the border that became invalid.
+
+Only the "translation" method is implemented: scikit-image provides no intensity-based rigid or
+affine image registration (only transform models and feature detectors), and the phantoms carry
+pure translations. "rigid" / "affine" raise InputError.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import ndimage, signal
+
+from voxelyte.errors import InputError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("translation",)
+REGULARISE = ("none", "median", "savgol", "polynomial")
+DRIFT_COLUMNS = ("z_index", "z_um", "dy_px", "dx_px", "dy_um", "dx_um", "quality", "valid",
+                 "note")
+#: Defaults of ``register`` (the schema fragment mirrors them).
+REGISTER_DEFAULTS = {
+    "reference_channel": "BSE",
+    "method": "translation",
+    "upsample_factor": 20,
+    "neighbours": 1,
+    "regularise": "none",
+    "regularise_window": 9,
+    "regularise_order": 1,
+    "min_quality": 0.1,
+    "min_valid_fraction": 0.5,
+    "max_gap": 10,
+    "window": "tukey",
+    "highpass_sigma_px": 0.0,
+    "crop_border": "auto",
+    "interpolation_order": 3,
+    "num_workers": 1,
+}
+_BLANK_REL_STD = 1e-6
+
+
+# --------------------------------------------------------------------------- helpers
+def _as_czyx(stack: xr.DataArray) -> xr.DataArray:
+    if stack.dims == ("z", "y", "x"):
+        stack = stack.expand_dims(channel=["image"])
+    if stack.dims != ("channel", "z", "y", "x"):
+        raise InputError("stack has unexpected dimensions", field="dims",
+                         expected="(channel, z, y, x) or (z, y, x)", found=stack.dims)
+    if stack.sizes["z"] < 2:
+        raise InputError("registration needs at least two slices", field="z",
+                         expected="a stack of >= 2 slices", found=f"{stack.sizes['z']} slice(s)")
+    if stack.dtype.kind not in "iuf":
+        raise InputError("image data are not numeric", expected="integer or float",
+                         found=str(stack.dtype))
+    return stack
+
+
+def _voxel_size_yx(stack: xr.DataArray) -> tuple[float, float]:
+    vs = stack.attrs.get("voxel_size_um")
+    if isinstance(vs, (list, tuple, np.ndarray)) and len(vs) == 3:
+        return float(vs[1]), float(vs[2])
+    sizes = []
+    for dim in ("y", "x"):
+        coord = stack.coords.get(dim)
+        if coord is None or coord.size < 2:
+            raise InputError("no voxel size: neither attrs['voxel_size_um'] nor coords",
+                             field="voxel_size_um", expected="[vz, vy, vx] in µm", found=None)
+        sizes.append(abs(float(coord[1] - coord[0])))
+    return sizes[0], sizes[1]
+
+
+def _dask_data(stack: xr.DataArray) -> da.Array:
+    data = stack.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(1, 8, -1, -1))
+    return data.rechunk({2: -1, 3: -1})
+
+
+def _reference_index(stack: xr.DataArray, reference_channel) -> list[int]:
+    names = [str(c) for c in stack.coords["channel"].values] if "channel" in stack.coords \
+        else [str(i) for i in range(stack.sizes["channel"])]
+    if reference_channel in (None, "all"):
+        return list(range(len(names)))
+    if reference_channel in names:
+        return [names.index(reference_channel)]
+    if reference_channel == "BSE":  # the default: fall back to the first channel
+        log.info("no 'BSE' channel (channels %s): registering on '%s'", names, names[0])
+        return [0]
+    raise InputError("reference channel not in the stack", field="reference_channel",
+                     expected=f"one of {names} or 'all'", found=reference_channel)
+
+
+def _window(shape, kind: str) -> np.ndarray:
+    from skimage.filters import window
+
+    if kind == "hann":
+        return window("hann", shape)
+    if kind == "tukey":  # flat centre, cosine taper over the outer 12.5 % on each side
+        return window(("tukey", 0.25), shape)
+    if kind == "none":
+        return np.ones(shape)
+    raise InputError("unknown apodisation window", field="window",
+                     expected='"hann", "tukey" or "none"', found=kind)
+
+
+def _prepare(images: np.ndarray, min_valid_fraction: float, window: str = "hann",
+             highpass_sigma_px: float = 0.0):
+    """(k, Y, X) channel images of one slice -> (standardised, Hann-windowed float64 image or
+    None, note). Channels are standardised separately and averaged ("all")."""
+    parts = []
+    for image in images:
+        image = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(image)
+        fraction = finite.mean()
+        if fraction < min_valid_fraction:
+            return None, "non-finite"
+        if fraction < 1:
+            image = np.where(finite, image, np.median(image[finite]))
+        std = image.std()
+        if not std > _BLANK_REL_STD * max(abs(image.mean()), 1.0):
+            return None, "blank"
+        if highpass_sigma_px > 0:  # drop shading fixed in the image frame (biases towards 0)
+            image = image - ndimage.gaussian_filter(image, highpass_sigma_px, mode="reflect")
+            std = image.std() or 1.0
+        parts.append((image - image.mean()) / std)
+    combined = np.mean(parts, axis=0)
+    return combined * _window(combined.shape, window), "non-finite voxels filled" \
+        if any(not np.isfinite(im).all() for im in images) else ""
+
+
+def _correlate(reference: np.ndarray, moving: np.ndarray, upsample_factor: int):
+    """Shift m = d_moving - d_reference (px, (dy, dx)) and quality in [0, 1]."""
+    from skimage.registration import phase_cross_correlation
+
+    shift, error, _ = phase_cross_correlation(reference, moving, upsample_factor=upsample_factor,
+                                              normalization=None)
+    quality = math.sqrt(max(0.0, 1.0 - float(error)))
+    # phase_cross_correlation returns the shift that registers `moving` onto `reference`,
+    # i.e. -(d_moving - d_reference).
+    return -np.asarray(shift, dtype=np.float64), quality
+
+
+def _chunk_pairs(block: np.ndarray, first_z: int, lead: int, neighbours: int,
+                 upsample_factor: int, min_valid_fraction: float, window: str = "hann",
+                 highpass_sigma_px: float = 0.0):
+    """Pairs (z, z - j) for the slices of one z-chunk; ``block`` = (channels, lead + n, Y, X)
+    holds ``lead`` earlier slices first. Returns (notes per own slice, list of pairs)."""
+    prepared = [_prepare(block[:, i], min_valid_fraction, window, highpass_sigma_px) for i in range(block.shape[1])]
+    notes, pairs = [], []
+    for i in range(lead, block.shape[1]):
+        z = first_z + i - lead
+        image, note = prepared[i]
+        notes.append(note if image is None else (note or "ok"))
+        if image is None:
+            continue
+        for j in range(1, neighbours + 1):
+            if i - j < 0 or prepared[i - j][0] is None:
+                continue
+            m, q = _correlate(prepared[i - j][0], image, upsample_factor)
+            pairs.append((z, z - j, m[0], m[1], q))
+    return notes, pairs
+
+
+def _regularise(drift: np.ndarray, how: str, window: int, order: int) -> np.ndarray:
+    """Smooth the (nz, 2) absolute drift; d_0 stays 0."""
+    nz = drift.shape[0]
+    if how == "none" or nz < 3:
+        return drift
+    if how == "median":  # running median of the increments, re-accumulated
+        increments = np.diff(drift, axis=0)
+        size = max(1, min(window, increments.shape[0]))
+        smooth = ndimage.median_filter(increments, size=(size, 1), mode="nearest")
+        out = np.vstack([np.zeros((1, 2)), np.cumsum(smooth, axis=0)])
+    elif how == "savgol":
+        length = min(window if window % 2 else window + 1, nz if nz % 2 else nz - 1)
+        poly = min(2, length - 1)
+        out = signal.savgol_filter(drift, length, poly, axis=0, mode="interp")
+    else:  # robust polynomial in z (Huber-weighted least squares, 10 reweightings)
+        z = np.linspace(-1.0, 1.0, nz)
+        basis = np.vander(z, min(order, nz - 1) + 1)
+        out = np.empty_like(drift)
+        for axis in range(2):
+            weights = np.ones(nz)
+            for _ in range(10):
+                coef, *_ = np.linalg.lstsq(basis * weights[:, None], drift[:, axis] * weights,
+                                           rcond=None)
+                residual = drift[:, axis] - basis @ coef
+                scale = 1.4826 * np.median(np.abs(residual)) or 1e-9
+                k = 1.345 * scale
+                weights = np.sqrt(np.where(np.abs(residual) <= k, 1.0,
+                                           k / np.maximum(np.abs(residual), 1e-300)))
+            out[:, axis] = basis @ coef
+    return out - out[0]
+
+
+def _solve(nz: int, pairs: list, connected: np.ndarray, anchor: int) -> np.ndarray:
+    """Weighted least squares d_a - d_b = m over the accepted pairs, d_anchor = 0."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import lsqr
+
+    index = -np.ones(nz, dtype=int)
+    unknown = [z for z in range(nz) if connected[z] and z != anchor]
+    index[unknown] = np.arange(len(unknown))
+    drift = np.zeros((nz, 2))
+    if not unknown:
+        return drift
+    rows, cols, vals, rhs = [], [], [], []
+    for r, (a, b, dy, dx, q) in enumerate(pairs):
+        w = max(q, 1e-3)
+        for z, sign in ((a, 1.0), (b, -1.0)):
+            if index[z] >= 0:
+                rows.append(r)
+                cols.append(index[z])
+                vals.append(sign * w)
+        rhs.append((w * dy, w * dx))
+    matrix = coo_matrix((vals, (rows, cols)), shape=(len(pairs), len(unknown))).tocsr()
+    rhs = np.asarray(rhs)
+    for axis in range(2):
+        drift[unknown, axis] = lsqr(matrix, rhs[:, axis], atol=1e-12, btol=1e-12)[0]
+    return drift
+
+
+# --------------------------------------------------------------------------- public API
+def estimate_drift(stack: xr.DataArray, *, reference_channel: str | None = "BSE",
+                   method: str = "translation", upsample_factor: int = 20, neighbours: int = 1,
+                   regularise: str = "none", regularise_window: int = 9,
+                   regularise_order: int = 1, min_quality: float = 0.1,
+                   min_valid_fraction: float = 0.5, max_gap: int = 10,
+                   window: str = "tukey", highpass_sigma_px: float = 0.0,
+                   num_workers: int = 1) -> pd.DataFrame:
+    """Per-slice in-plane drift ``d_z = (dy, dx)`` of a (channel, z, y, x) or (z, y, x) stack.
+
+    Streams z-chunks (each with the ``neighbours`` preceding slices) through phase correlation
+    of the reference channel (``"all"`` / None: channels standardised and averaged); see the
+    module docstring for the estimator, quality and the handling of blank / non-finite / noise
+    slices. ``regularise``: "none", "median" (running median of the increments over
+    ``regularise_window`` slices), "savgol" (Savitzky-Golay, order 2, over the window) or
+    "polynomial" (Huber-robust fit of order ``regularise_order`` in z).
+
+    Returns one row per slice: z_index, z_um, dy_px, dx_px, dy_um, dx_um, quality, valid, note
+    (``raw[z](y, x) = ideal[z](y - dy_z, x - dx_z)``, d = 0 at the first valid slice)."""
+    stack = _as_czyx(stack)
+    _window((2, 2), window)
+    if method not in METHODS:
+        raise InputError("registration method not available", field="method",
+                         expected=f"one of {list(METHODS)} (scikit-image has no intensity-based "
+                                  "rigid / affine registration)", found=method)
+    if regularise not in REGULARISE:
+        raise InputError("unknown drift regularisation", field="regularise",
+                         expected=f"one of {list(REGULARISE)}", found=regularise)
+    if int(upsample_factor) < 1 or int(neighbours) < 1:
+        raise InputError("upsample_factor and neighbours must be >= 1", field="upsample_factor",
+                         expected=">= 1", found=(upsample_factor, neighbours))
+    nz = stack.sizes["z"]
+    vy, vx = _voxel_size_yx(stack)
+    channels = _reference_index(stack, reference_channel)
+    data = _dask_data(stack)[channels]
+    neighbours, upsample_factor = int(neighbours), int(upsample_factor)
+
+    # 1. streamed pass: one task per z-chunk, with the preceding `neighbours` slices
+    tasks, starts = [], np.cumsum((0,) + data.chunks[1])
+    for first, stop in zip(starts[:-1], starts[1:]):
+        lead = min(neighbours, int(first))
+        tasks.append(dask.delayed(_chunk_pairs)(data[:, first - lead:stop], int(first), lead,
+                                                neighbours, upsample_factor, min_valid_fraction,
+                                                window, highpass_sigma_px))
+    with dask.config.set(scheduler="threads", num_workers=num_workers):
+        results = dask.compute(*tasks)
+    notes = [n for chunk_notes, _ in results for n in chunk_notes]
+    pairs = [p for _, chunk_pairs in results for p in chunk_pairs]
+    valid = np.array([n not in ("blank", "non-finite") for n in notes])
+    for z in np.flatnonzero(~valid):
+        log.warning("slice z=%d is %s: quality 0, drift interpolated from its neighbours",
+                    z, notes[z])
+
+    # 2. accept pairs, link slices whose neighbour pairs failed to the last linked slice
+    by_slice: dict[int, list] = {}
+    for p in pairs:
+        by_slice.setdefault(p[0], []).append(p)
+    prepared_cache: dict[int, np.ndarray | None] = {}
+
+    def prepared(z):
+        if z not in prepared_cache:
+            prepared_cache[z] = _prepare(np.asarray(data[:, z]), min_valid_fraction, window,
+                                         highpass_sigma_px)[0]
+        return prepared_cache[z]
+
+    connected = np.zeros(nz, dtype=bool)
+    quality = np.zeros(nz)
+    accepted = []
+    anchor = int(np.flatnonzero(valid)[0]) if valid.any() else None
+    if anchor is None:
+        raise InputError("no slice can be registered: every slice is blank or non-finite",
+                         field="raw", expected="slices with image content",
+                         found=f"{nz} invalid slices")
+    connected[anchor] = True
+    last = anchor
+    for z in range(anchor + 1, nz):
+        if not valid[z]:
+            continue
+        good = [p for p in by_slice.get(z, []) if p[4] >= min_quality and connected[p[1]]]
+        if not good and z - last <= max_gap:  # bridge to the last registered slice
+            m, q = _correlate(prepared(last), prepared(z), upsample_factor)
+            if q >= min_quality:
+                good = [(z, last, m[0], m[1], q)]
+                notes[z] = f"bridged to z={last}"
+                log.warning("slice z=%d registered against z=%d (neighbour pair below "
+                            "min_quality %.2f)", z, last, min_quality)
+        if not good:
+            valid[z] = False
+            notes[z] = "low quality"
+            log.warning("slice z=%d: no pair reaches min_quality %.2f: quality 0, drift "
+                        "interpolated", z, min_quality)
+            continue
+        accepted.extend(good)
+        connected[z] = True
+        quality[z] = max(p[4] for p in good)
+        last = z
+    if nz > anchor + 1 and connected.sum() > 1:
+        quality[anchor] = max(p[4] for p in accepted if p[1] == anchor) \
+            if any(p[1] == anchor for p in accepted) else 0.0
+
+    # 3. absolute drift, interpolation of invalid slices, regularisation
+    drift = _solve(nz, accepted, connected, anchor)
+    z_all = np.arange(nz)
+    for axis in range(2):
+        drift[:, axis] = np.interp(z_all, z_all[connected], drift[connected, axis])
+    for z in np.flatnonzero(~connected):
+        notes[z] = f"{notes[z]}; interpolated"
+    drift = _regularise(drift - drift[0], regularise, int(regularise_window),
+                        int(regularise_order))
+
+    z_um = (np.asarray(stack.coords["z"].values, dtype=float) if "z" in stack.coords
+            else z_all.astype(float))
+    table = pd.DataFrame({
+        "z_index": z_all, "z_um": z_um, "dy_px": drift[:, 0], "dx_px": drift[:, 1],
+        "dy_um": drift[:, 0] * vy, "dx_um": drift[:, 1] * vx, "quality": quality,
+        "valid": connected, "note": notes})
+    table.attrs = {"method": method, "reference_channel": reference_channel,
+                   "upsample_factor": upsample_factor, "neighbours": neighbours,
+                   "regularise": regularise}
+    return table
+
+
+def crop_bounds_px(drift: pd.DataFrame, crop_border="auto") -> dict:
+    """Pixels to drop at the (low, high) end of y and x after shifting slice z by -d_z.
+
+    ``"auto"``: registered[z](y) = raw[z](y + dy_z) is valid for -dy_z <= y <= Y - 1 - dy_z,
+    so ``low = ceil(max(0, -min dy))``, ``high = ceil(max(0, max dy))`` (same for x) — at most
+    ceil(max |d|) per side. ``"none"``: 0. An int n: n on every side."""
+    if crop_border == "none":
+        return {"y": (0, 0), "x": (0, 0)}
+    if crop_border == "auto":
+        out = {}
+        for axis, col in (("y", "dy_px"), ("x", "dx_px")):
+            d = np.asarray(drift[col], dtype=float)
+            out[axis] = (int(math.ceil(max(0.0, -d.min()) - 1e-6)),
+                         int(math.ceil(max(0.0, d.max()) - 1e-6)))
+        return out
+    if isinstance(crop_border, (int, np.integer)) and not isinstance(crop_border, bool) \
+            and crop_border >= 0:
+        n = int(crop_border)
+        return {"y": (n, n), "x": (n, n)}
+    raise InputError("invalid crop_border", field="crop_border",
+                     expected='"auto", "none" or an integer >= 0', found=crop_border)
+
+
+def _shift_block(block: np.ndarray, dy: np.ndarray, dx: np.ndarray, order: int,
+                 out_dtype: np.dtype, block_info=None) -> np.ndarray:
+    z0 = block_info[0]["array-location"][1][0]
+    out = np.empty(block.shape, dtype=out_dtype)
+    for i in range(block.shape[1]):
+        shift = (-dy[z0 + i], -dx[z0 + i])
+        for c in range(block.shape[0]):
+            image = block[c, i].astype(np.float32)
+            finite = np.isfinite(image)
+            has_nan = not finite.all()
+            if has_nan:  # shift the values with NaNs filled, then move the NaN mask along
+                image = np.where(finite, image, np.median(image[finite]) if finite.any() else 0)
+            moved = ndimage.shift(image, shift, order=order, mode="nearest")
+            if has_nan:
+                lost = ndimage.shift((~finite).astype(np.float32), shift, order=1,
+                                     mode="nearest") > 0.5
+                moved[lost] = np.nan
+            if out_dtype.kind in "iu":
+                info = np.iinfo(out_dtype)
+                moved = np.clip(np.rint(moved), info.min, info.max)
+            out[c, i] = moved.astype(out_dtype)
+    return out
+
+
+def apply_drift(stack: xr.DataArray, drift: pd.DataFrame, *, crop_border="auto",
+                interpolation_order: int = 3) -> xr.DataArray:
+    """Shift slice z of every channel by ``-d_z`` (scipy.ndimage.shift, spline of
+    ``interpolation_order``, float32, then rounded and clipped back to an integer input dtype)
+    and crop the invalid border (``crop_bounds_px``). Lazy (dask, one task per z-chunk, whole
+    slices). Non-finite voxels of float stacks stay non-finite at their shifted place.
+    Same dims and coords (cropped); attrs kept plus ``registration`` (drift summary, crop)."""
+    stack_in = stack
+    stack = _as_czyx(stack) if stack.sizes.get("z", 0) >= 2 else stack
+    if stack.dims == ("z", "y", "x"):
+        stack = stack.expand_dims(channel=["image"])
+    if len(drift) != stack.sizes["z"]:
+        raise InputError("drift table does not match the stack", field="drift",
+                         expected=f"{stack.sizes['z']} rows (one per slice)", found=len(drift))
+    dy = np.asarray(drift["dy_px"], dtype=np.float64)
+    dx = np.asarray(drift["dx_px"], dtype=np.float64)
+    if not (np.isfinite(dy).all() and np.isfinite(dx).all()):
+        raise InputError("drift table has non-finite shifts", field="drift",
+                         expected="finite dy_px, dx_px", found="NaN / inf")
+    bounds = crop_bounds_px(drift, crop_border)
+    ny, nx = stack.sizes["y"], stack.sizes["x"]
+    if sum(bounds["y"]) >= ny or sum(bounds["x"]) >= nx:
+        raise InputError("crop removes the whole image", field="crop_border",
+                         expected=f"< {ny} px in y and < {nx} px in x", found=bounds)
+    data = _dask_data(stack)
+    out_dtype = np.dtype(stack.dtype)
+    shifted = data.map_blocks(_shift_block, dy, dx, int(interpolation_order), out_dtype,
+                              dtype=out_dtype, meta=np.empty((0, 0, 0, 0), dtype=out_dtype))
+    result = stack.copy(data=shifted)
+    result = result.isel(y=slice(bounds["y"][0], ny - bounds["y"][1]),
+                         x=slice(bounds["x"][0], nx - bounds["x"][1]))
+    result.attrs = dict(stack.attrs)
+    result.attrs["registration"] = {
+        "drift_convention": "raw[z](y, x) = ideal[z](y - dy_z, x - dx_z); slice z shifted by -d_z",
+        "max_abs_dy_px": float(np.abs(dy).max()), "max_abs_dx_px": float(np.abs(dx).max()),
+        "final_dy_px": float(dy[-1]), "final_dx_px": float(dx[-1]),
+        "crop_px": {axis: list(v) for axis, v in bounds.items()},
+        "interpolation_order": int(interpolation_order),
+        "method": drift.attrs.get("method", "translation"),
+        "reference_channel": drift.attrs.get("reference_channel"),
+    }
+    if stack_in.dims == ("z", "y", "x"):
+        result = result.isel(channel=0, drop=True)
+    return result
+
+
+def register(raw: xr.Dataset, **params) -> tuple[xr.Dataset, pd.DataFrame]:
+    """The register stage: ``raw`` (variable ``raw`` (channel, z, y, x)) -> (Dataset with the
+    lazily shifted and cropped variable ``registered``, drift table). ``params``: the keys of
+    ``REGISTER_DEFAULTS``; unknown keys raise InputError."""
+    unknown = sorted(set(params) - set(REGISTER_DEFAULTS))
+    if unknown:
+        raise InputError("unknown register parameters", field="stages.register",
+                         expected=f"keys of {sorted(REGISTER_DEFAULTS)}", found=unknown)
+    p = {**REGISTER_DEFAULTS, **params}
+    if "raw" not in raw.data_vars:
+        raise InputError("raw store has no variable 'raw'", field="raw",
+                         expected="variable 'raw' (channel, z, y, x)", found=list(raw.data_vars))
+    stack = raw["raw"]
+    drift = estimate_drift(stack, **{k: p[k] for k in (
+        "reference_channel", "method", "upsample_factor", "neighbours", "regularise",
+        "regularise_window", "regularise_order", "min_quality", "min_valid_fraction", "max_gap",
+        "window", "highpass_sigma_px", "num_workers")})
+    registered = apply_drift(stack, drift, crop_border=p["crop_border"],
+                             interpolation_order=p["interpolation_order"])
+    registered.attrs["registration"]["params"] = {k: p[k] for k in REGISTER_DEFAULTS}
+    registered.attrs["registration"]["n_invalid_slices"] = int((~drift["valid"]).sum())
+    out = registered.rename("registered").to_dataset()
+    out.attrs = dict(raw.attrs)
+    for dim in ("z", "y", "x"):
+        if dim in out.coords:
+            out[dim].attrs.setdefault("units", "um")
+    return out, drift
+
+
+def write_drift_table(drift: pd.DataFrame, path) -> None:
+    """``drift.csv``: one row per slice, the columns of ``DRIFT_COLUMNS``."""
+    drift.loc[:, list(DRIFT_COLUMNS)].to_csv(path, index=False, float_format="%.6g")
+
+
+def drift_qc_figure(raw, registered, drift: pd.DataFrame, path, *, channel=None) -> None:
+    """QC figure (PNG/PDF by suffix): drift dy, dx (px) and quality vs slice; xz orthogonal
+    slices (at the central y) before and after registration."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    def as_array(obj, name):
+        array = obj[name] if isinstance(obj, xr.Dataset) else obj
+        if "channel" in array.dims:
+            names = [str(c) for c in array.coords["channel"].values]
+            pick = channel if channel in names else ("BSE" if "BSE" in names else names[0])
+            array = array.isel(channel=names.index(pick))
+        return array
+
+    before = as_array(raw, "raw")
+    after = as_array(registered, "registered")
+    xz_before = np.asarray(before.isel(y=before.sizes["y"] // 2).values, dtype=np.float32)
+    y_mid = float(before.coords["y"][before.sizes["y"] // 2]) if "y" in before.coords else None
+    if y_mid is not None and "y" in after.coords:
+        xz_after = np.asarray(after.sel(y=y_mid, method="nearest").values, dtype=np.float32)
+    else:
+        xz_after = np.asarray(after.isel(y=after.sizes["y"] // 2).values, dtype=np.float32)
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    ax = axes[0]
+    ax.plot(drift["z_index"], drift["dy_px"], label="dy")
+    ax.plot(drift["z_index"], drift["dx_px"], label="dx")
+    bad = ~np.asarray(drift["valid"], dtype=bool)
+    if bad.any():
+        ax.plot(drift["z_index"][bad], drift["dy_px"][bad], "rx", label="interpolated")
+    ax.set_xlabel("slice z")
+    ax.set_ylabel("drift (px)")
+    ax.legend(loc="upper left")
+    twin = ax.twinx()
+    twin.plot(drift["z_index"], drift["quality"], color="0.6", lw=0.8)
+    twin.set_ylim(0, 1.05)
+    twin.set_ylabel("quality")
+    ax.set_title("estimated drift")
+    for ax, image, title in ((axes[1], xz_before, "xz before"), (axes[2], xz_after, "xz after")):
+        lo, hi = np.nanpercentile(image, [1, 99]) if np.isfinite(image).any() else (0, 1)
+        ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, aspect="auto", interpolation="nearest")
+        ax.set_xlabel("x (px)")
+        ax.set_ylabel("z (slice)")
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,26 @@
+# Register: slice-drift estimation and correction, same shifts for every channel (voxelyte.registration).
+STAGE_RULES.append("register")
+
+
+rule register:
+    input:
+        raw=zarr_output("raw.zarr"),
+    output:
+        registered=zarr_output("registered.zarr"),
+        drift=sample_path("drift.csv"),
+        qc=sample_path("qc", "drift.png"),
+        record=provenance_record("register"),
+    params:
+        stage=lambda w: sample_of(w).stages["register"],
+        config_hash=lambda w: sample_of(w).config_hash,
+    wildcard_constraints:
+        sample=one_of(SAMPLES),
+    log:
+        log_path("register"),
+    benchmark:
+        benchmark_path("register")
+    threads: 2
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/register.py"

@@ -1,0 +1,27 @@
+"""Snakemake adapter: register the slices of raw.zarr (voxelyte.registration)."""
+from pathlib import Path
+
+from voxelyte import io, provenance, registration, scripting
+
+
+def main(smk, log):
+    sample = smk.wildcards.sample
+    raw_store = Path(smk.input.raw).parent          # inputs/outputs name the stores' zarr.json
+    out_store = Path(smk.output.registered).parent
+    raw = io.open_volume(raw_store, sample=sample)
+    registered, drift = registration.register(raw, **smk.params.stage, num_workers=smk.threads)
+    log.info("%s: drift at last slice dy %.2f px, dx %.2f px; %d invalid slices", sample,
+             drift["dy_px"].iloc[-1], drift["dx_px"].iloc[-1], int((~drift["valid"]).sum()))
+    record = provenance.make_record(
+        rule=smk.rule, sample=sample, inputs={"raw": raw_store},
+        outputs=[out_store, smk.output.drift, smk.output.qc], params=smk.params.stage,
+        config_hash=smk.params.config_hash, repo_dir=Path(smk.scriptdir).parents[1])
+    registered.attrs["provenance"] = record
+    io.write_zarr_atomic(registered, out_store, num_workers=smk.threads)
+    registration.write_drift_table(drift, smk.output.drift)
+    registration.drift_qc_figure(raw["raw"], io.open_volume(out_store)["registered"], drift,
+                                 smk.output.qc)
+    provenance.write_json_atomic(record, smk.output.record)
+
+
+scripting.run(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)
