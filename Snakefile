@@ -30,6 +30,7 @@ include: "workflow/rules/phantom.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/register.smk"
 include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/descriptors.smk"
 include: "workflow/rules/provenance.smk"
 
 

@@ -1,5 +1,6 @@
 """Study / sample config validation: defaults filled, and one clear error per bad input."""
 import copy
+import inspect
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,8 @@ def test_stage_schema_defaults_match_library_defaults():
         expected = {k: (list(v) if isinstance(v, tuple) else v)
                     for k, v in values.items() if k not in runtime_only}
         assert defaults[stage] == expected, stage
+    from voxelyte import descriptors
+
+    signature = inspect.signature(descriptors.compute_descriptors).parameters
+    for key, value in defaults["descriptors"].items():
+        assert signature[key].default == value, key

@@ -7,9 +7,9 @@ RESULTS = str(STUDY.study_dir)  # results/<study>
 SAMPLES = list(STUDY.samples)
 PHANTOM_SAMPLES = [s for s, v in STUDY.samples.items() if v.phantom is not None]
 
-# Rules that write a provenance record per sample, in pipeline order. Each stage's rule file
-# appends its name when included.
-STAGE_RULES = []
+# Rules that write a provenance record per sample, in pipeline order: rule name -> the samples it
+# runs for. Each stage's rule file adds itself when included.
+STAGE_RULES = {}
 
 
 def sample_of(wildcards):
@@ -44,14 +44,12 @@ def benchmark_path(rule_name):
 
 
 def rules_for(sample):
-    """Stage rules that run for a sample (the phantom rule only for phantom samples)."""
-    return [r for r in STAGE_RULES if r != "phantom" or sample in PHANTOM_SAMPLES]
+    """Stage rules that run for a sample (e.g. the phantom rule only for phantom samples)."""
+    return [rule for rule, samples in STAGE_RULES.items() if sample in samples]
 
 
 def study_targets():
     targets = [f"{RESULTS}/provenance.json"]
     for sample in SAMPLES:
-        targets.append(zarr_output("corrected.zarr").format(sample=sample))
-        if sample in PHANTOM_SAMPLES:
-            targets.append(zarr_output("phantom", "ground_truth.zarr").format(sample=sample))
+        targets.extend(provenance_record(rule).format(sample=sample) for rule in rules_for(sample))
     return targets

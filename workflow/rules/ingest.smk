@@ -1,5 +1,5 @@
 # Ingest: raw channel stacks (TIFF, TIFF folder, HDF5, raw binary, zarr) -> raw.zarr (voxelyte.io).
-STAGE_RULES.append("ingest")
+STAGE_RULES["ingest"] = SAMPLES
 
 
 rule ingest:

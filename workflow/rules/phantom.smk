@@ -1,5 +1,5 @@
 # Ground-truth phantoms: labels, true drift and a rendered two-detector raw stack (voxelyte.phantom).
-STAGE_RULES.append("phantom")
+STAGE_RULES["phantom"] = PHANTOM_SAMPLES
 
 
 rule phantom:

@@ -1,5 +1,5 @@
 # Preprocess: brightness drift, shading, curtaining, contrast (voxelyte.preprocess).
-STAGE_RULES.append("preprocess")
+STAGE_RULES["preprocess"] = SAMPLES
 
 
 rule preprocess:

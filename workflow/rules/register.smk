@@ -1,5 +1,5 @@
 # Register: slice-drift estimation and correction, same shifts for every channel (voxelyte.registration).
-STAGE_RULES.append("register")
+STAGE_RULES["register"] = SAMPLES
 
 
 rule register:
