@@ -21,6 +21,21 @@ def run_snakemake(repo_root: Path, *args: str, cwd: Path | None = None) -> subpr
                           timeout=900)
 
 
+def write_study(tmp_path: Path, study: str, samples: dict[str, dict]) -> Path:
+    """Write sample files and a study config (results under tmp_path/results); return its path."""
+    for name, sample in samples.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(sample))
+    config = {"study": study, "results_dir": str(tmp_path / "results"),
+              "samples": {name: str(tmp_path / f"{name}.yaml") for name in samples}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path / "study.yaml"
+
+
+def run_study(repo_root: Path, study_file: Path, cores: int = 2) -> subprocess.CompletedProcess:
+    return run_snakemake(repo_root, "--cores", str(cores), "--configfile", str(study_file),
+                         "--directory", str(study_file.parent))
+
+
 def test_dry_run_of_the_default_study(repo_root, tmp_path):
     done = run_snakemake(repo_root, "-n", "--cores", "2", "--config",
                          f"results_dir={tmp_path / 'results'}")
@@ -34,10 +49,8 @@ def test_dry_run_of_the_default_study(repo_root, tmp_path):
 def test_dry_run_reports_a_bad_config(repo_root, tmp_path):
     sample = yaml.safe_load((repo_root / "config/samples/BM10.yaml").read_text())
     sample["phantom"]["cam_volume_fraction"] = "half"
-    (tmp_path / "S.yaml").write_text(yaml.safe_dump(sample))
-    (tmp_path / "study.yaml").write_text(yaml.safe_dump({"samples": {"S": str(tmp_path / "S.yaml")}}))
     done = run_snakemake(repo_root, "-n", "--cores", "1", "--configfile",
-                         str(tmp_path / "study.yaml"))
+                         str(write_study(tmp_path, "bad", {"S": sample})))
     assert done.returncode != 0
     assert "field 'phantom.cam_volume_fraction'" in done.stderr + done.stdout
 
@@ -47,12 +60,8 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
     sample = yaml.safe_load((repo_root / "config/samples/BM10.yaml").read_text())
     sample["phantom"].update(shape_zyx=[24, 40, 48], cam_d50_um=1.2, se_d50_um=1.6)
     sample["stages"] = {"ingest": {"chunks_zyx": [5, 1024, 1024]}}
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(sample))
-    study = {"study": "t", "results_dir": str(tmp_path / "results"),
-             "samples": {"tiny": str(tmp_path / "tiny.yaml")}}
-    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
-    done = run_snakemake(repo_root, "--cores", "2", "--configfile", str(tmp_path / "study.yaml"),
-                         "--directory", str(tmp_path))
+    study_file = write_study(tmp_path, "t", {"tiny": sample})
+    done = run_study(repo_root, study_file)
     assert done.returncode == 0, done.stderr[-4000:]
 
     out = tmp_path / "results" / "t"
@@ -96,8 +105,7 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
     # rerun: nothing to do; same config gives identical raw data
     first = raw.values.copy()
     shutil.rmtree(out / "tiny")
-    done = run_snakemake(repo_root, "--cores", "2", "--configfile", str(tmp_path / "study.yaml"),
-                         "--directory", str(tmp_path))
+    done = run_study(repo_root, study_file)
     assert done.returncode == 0, done.stderr[-4000:]
     np.testing.assert_array_equal(xr.open_zarr(out / "tiny" / "raw.zarr")["raw"].values, first)
 
@@ -111,12 +119,7 @@ def test_bad_input_stops_ingest_with_one_message_and_no_artefact(repo_root, tmp_
                          {"name": "SE", "format": "tiff", "path": "se.tif"}],
               "voxel_size_um": {"z": 0.1, "y": 0.1, "x": 0.1},
               "phases": {"pore": {"label": 0}, "solid": {"label": 1}}}
-    (tmp_path / "real.yaml").write_text(yaml.safe_dump(sample))
-    study = {"study": "bad", "results_dir": str(tmp_path / "results"),
-             "samples": {"real": str(tmp_path / "real.yaml")}}
-    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
-    done = run_snakemake(repo_root, "--cores", "1", "--configfile", str(tmp_path / "study.yaml"),
-                         "--directory", str(tmp_path))
+    done = run_study(repo_root, write_study(tmp_path, "bad", {"real": sample}), cores=1)
     assert done.returncode != 0
     log = (tmp_path / "results" / "bad" / "logs" / "ingest" / "real.log").read_text()
     message = [line for line in log.splitlines() if "ERROR" in line]
