@@ -22,13 +22,12 @@ import jsonschema
 import yaml
 
 from .errors import InputError
+from .io import FOLDER_FORMATS
 
 SCHEMA_NAMES = ("config", "sample")
 #: Label convention of generated phantoms (voxelyte.phantom writes these labels).
 PHANTOM_PHASES = {"pore": 0, "CAM": 1, "SE": 2}
 PHANTOM_CHANNELS = ("BSE", "SE")
-#: Formats whose ``path`` is a folder rather than a file.
-FOLDER_FORMATS = ("tiff_folder", "zarr")
 
 
 @lru_cache(maxsize=None)
