@@ -214,6 +214,44 @@ def test_watershed_particle_count_vs_truth(small_phantom):
     assert table["volume_um3"].sum() == pytest.approx((labels == 1).sum() * 0.008)
 
 
+def test_particle_contact_area_of_touching_spheres_and_cubes():
+    """Two spheres (r = 15) with centres 24 apart, cut at the mid-plane: the contact is a disc of
+    radius √(15² − 12²) = 9; on the voxel grid it is exactly the count of separating faces."""
+    n = 64
+    z, y, x = np.ogrid[:n, :n, :n]
+    left = ball((n, n, n), (32, 32, 20), 15) & (x < 32)
+    right = ball((n, n, n), (32, 32, 44), 15) & (x >= 32)
+    particles = np.zeros((n, n, n), np.int32)
+    particles[left], particles[right] = 1, 2
+    faces = int(np.sum((particles[:, :, 31] == 1) & (particles[:, :, 32] == 2)))
+    result = D.particle_contact_area(particles, ISO)
+    assert result["contact_area_um2"] == pytest.approx(faces, rel=0.01)
+    assert result["contact_area_um2"] == pytest.approx(math.pi * (15 ** 2 - 12 ** 2), rel=0.02)
+    # two cubes (a = 20) face to face: a² less the binary chamfer of the contact rim (4a long)
+    particles = np.zeros((40, 40, 60), np.int32)
+    particles[10:30, 10:30, 5:25], particles[10:30, 10:30, 25:45] = 1, 2
+    result = D.particle_contact_area(particles, (0.5, 0.5, 0.5))
+    expected = (20 ** 2 - BINARY_EDGE_LOSS * 4 * 20) * 0.25
+    assert result["contact_area_um2"] == pytest.approx(expected, rel=0.002)
+    assert result["contact_fraction"] == pytest.approx(
+        2 * result["contact_area_um2"] / result["particles_surface_area_um2"])
+    lone = (particles == 1).astype(np.int32)                       # no neighbour: no contact
+    assert D.particle_contact_area(lone, ISO)["contact_area_um2"] == pytest.approx(0, abs=1e-6)
+
+
+def test_more_clustered_cam_has_more_particle_contact():
+    """True CAM particles of phantoms: clustering (larger SE) presses spheres together."""
+    from voxelyte.phantom import generate_structure
+
+    fractions = {}
+    for clustering in (0.0, 0.9):
+        st = generate_structure({"shape_zyx": [64, 64, 64], "voxel_size_um": 0.2, "seed": 1,
+                                 "cam_clustering": clustering})
+        pid = st.central(st.cam_particle_id).astype(np.int32)
+        fractions[clustering] = D.particle_contact_area(pid, (0.2,) * 3)["contact_fraction"]
+    assert fractions[0.9] > 1.5 * fractions[0.0]
+
+
 # --------------------------------------------------------------------------- demo trends
 @pytest.fixture(scope="module")
 def demo():

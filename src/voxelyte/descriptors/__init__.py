@@ -32,11 +32,12 @@ from voxelyte.descriptors.fractions import (nominal_volume_fractions, through_th
                                             volume_fractions)
 from voxelyte.descriptors.sizes import granulometry, local_thickness_distribution, separate_particles
 from voxelyte.descriptors.slices2d import slice_descriptors_2d
-from voxelyte.descriptors.surfaces import interface_areas, phase_surface_areas
+from voxelyte.descriptors.surfaces import (interface_areas, particle_contact_area,
+                                            phase_surface_areas)
 from voxelyte.descriptors.topology import connectivity
 
 __all__ = ["AXES", "DEFAULT_SMOOTHING_VOXELS", "compute_descriptors", "write_descriptors",
            "volume_fractions", "nominal_volume_fractions", "phase_surface_areas", "interface_areas",
            "chord_lengths", "chord_length_summary", "local_thickness_distribution", "granulometry",
-           "separate_particles", "connectivity", "through_thickness_profile",
+           "separate_particles", "particle_contact_area", "connectivity", "through_thickness_profile",
            "slice_descriptors_2d", "two_point_correlation"]

@@ -17,7 +17,8 @@ from voxelyte.descriptors.fractions import (nominal_volume_fractions, through_th
                                             volume_fractions)
 from voxelyte.descriptors.sizes import _size_analysis, separate_particles
 from voxelyte.descriptors.slices2d import slice_descriptors_2d
-from voxelyte.descriptors.surfaces import interface_areas, phase_surface_areas
+from voxelyte.descriptors.surfaces import (interface_areas, particle_contact_area,
+                                            phase_surface_areas)
 from voxelyte.descriptors.topology import connectivity
 
 
@@ -40,7 +41,9 @@ def compute_descriptors(labels, *, voxel_size_um, phases: dict,
     and ``..._minus_nominal``, ``surface_area_<p>_um2``, ``specific_surface_area_<p>_um-1`` (per
     total volume) and ``..._per_<p>_mass_m2_g``, ``interface_area_<a>_<b>_um2`` (Eq. 1),
     ``specific_interface_area_<a>_<b>_um-1`` and ``..._per_<ref>_mass_m2_g``,
-    ``surface_coverage_<ref>_by_<p>`` (= S_ref,p / S_ref), chord counts and
+    ``surface_coverage_<ref>_by_<p>`` (= S_ref,p / S_ref), ``particle_contact_area_<p>_um2`` and
+    ``surface_coverage_<p>_particles_by_<p>`` (contacts between watershed particles), chord
+    counts and
     ``mean_chord_length_<p>[_<axis>]_um``, ``connectivity_<p>_{percolating,dead_end,isolated}_
     <axis>`` and ``connectivity_<p>_isolated_from_current_collector``, ``profile_*``,
     ``slice2d_*``, ``mean/median_local_thickness_<p>_um``, ``granulometry_mean_radius_<p>_um``,
@@ -160,9 +163,14 @@ def compute_descriptors(labels, *, voxel_size_um, phases: dict,
             tables[key] = pd.concat(rows_, ignore_index=True)
 
     if particle_phase and particle_phase in table:
-        _, particles = separate_particles(arr, table[particle_phase]["label"], voxel,
-                                          min_distance_um=watershed_min_distance_um,
-                                          smoothing_voxels=watershed_smoothing_voxels)
+        particle_labels, particles = separate_particles(
+            arr, table[particle_phase]["label"], voxel, min_distance_um=watershed_min_distance_um,
+            smoothing_voxels=watershed_smoothing_voxels)
+        contacts = particle_contact_area(particle_labels, voxel)
+        del particle_labels
+        s[f"particle_contact_area_{particle_phase}_um2"] = contacts["contact_area_um2"]
+        s[f"surface_coverage_{particle_phase}_particles_by_{particle_phase}"] = \
+            contacts["contact_fraction"]
         tables["particle_sizes"] = particles
         d = particles["equivalent_diameter_um"].to_numpy()
         s[f"particle_count_{particle_phase}"] = int(len(d))

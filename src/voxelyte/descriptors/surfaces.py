@@ -109,3 +109,34 @@ def interface_areas(labels, phases: dict, voxel_size_um, *, surface_areas_um2: d
         union = dict(zip(pairs, _isosurface_area(labels, sets, voxel, smoothing_voxels,
                                                  slab_voxels)))
     return {(a, b): max(0.0, 0.5 * (s[a] + s[b] - union[(a, b)])) for a, b in pairs}
+
+
+def particle_contact_area(particles: np.ndarray, voxel_size_um) -> dict:
+    """Contact area between the separated particles of one phase (e.g. CAM–CAM contacts after
+    watershed separation): Eq. 1 generalised with the particles as phases,
+    A_contact = ½ (Σ_i S_i − S_phase), S_i the surface of particle i and S_phase that of their
+    union. Both by marching cubes on the binary indicators (level 0.5), so the free surface of
+    each particle cancels voxel for voxel and A_contact is the area of the separating faces;
+    the rim of each contact keeps the binary chamfer bias ((1 − √2/2) voxel per unit length).
+    Each particle is meshed in its bounding box plus a one-voxel margin.
+
+    Returns contact_area_um2, particles_surface_area_um2 (Σ S_i) and
+    contact_fraction = 2·A_contact / Σ S_i (share of the particles' surface touching another
+    particle of the same phase)."""
+    voxel = _voxel(voxel_size_um)
+    particles = np.asarray(particles)
+    shape = particles.shape
+    total = 0.0
+    for pid, box in enumerate(ndimage.find_objects(particles), start=1):
+        if box is None:
+            continue
+        grown = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, shape))
+        crop = (particles[grown] == pid).astype(np.uint8)
+        # the crop's faces that are not the sample's faces lie outside the particle (margin),
+        # so clipping at the crop box only removes real box faces
+        total += _isosurface_area(crop, [(1,)], voxel, 0.0, slab_voxels=crop.shape[0] + 1)[0]
+    union = _isosurface_area((particles > 0).astype(np.uint8), [(1,)], voxel, 0.0,
+                             slab_voxels=64)[0]
+    contact = max(0.0, 0.5 * (total - union))
+    return {"contact_area_um2": contact, "particles_surface_area_um2": total,
+            "contact_fraction": 2.0 * contact / total if total > 0 else None}
