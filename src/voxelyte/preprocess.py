@@ -152,36 +152,52 @@ def gaussian_blur_large(image: np.ndarray, sigma_px: float) -> np.ndarray:
     return ndimage.map_coordinates(small, grid, order=1, mode="nearest").astype(image.dtype)
 
 
-def _poly_basis(shape: tuple, order: int) -> np.ndarray:
-    v = np.linspace(-1.0, 1.0, shape[0])[:, None]
-    u = np.linspace(-1.0, 1.0, shape[1])[None, :]
+def _poly_basis(shape: tuple, order: int, coords: tuple | None = None) -> np.ndarray:
+    """Monomials u^i v^j (i + j <= order) as columns; u, v = the normalised [-1, 1] coordinates
+    of a ``shape`` image, or the given 1D (v, u) coordinate arrays."""
+    if coords is None:
+        coords = (np.linspace(-1.0, 1.0, shape[0]), np.linspace(-1.0, 1.0, shape[1]))
+    v, u = coords[0][:, None], coords[1][None, :]
+    shape = (v.shape[0], u.shape[1])
     terms = [np.broadcast_to(u ** i * v ** j, shape) for i in range(order + 1)
              for j in range(order + 1 - i)]
     return np.stack([t.ravel() for t in terms], axis=1)
 
 
 def polynomial_shading(image: np.ndarray, order: int = 2, n_classes: int = 3,
-                       iterations: int = 3, max_fit_px: int = 200_000) -> np.ndarray:
+                       iterations: int = 3, max_fit_px: int = 65_536) -> np.ndarray:
     """Multiplicative shading S (mean 1) of one slice: ``log S`` = polynomial of ``order``
-    fitted to ``log(I / L_class)`` (see the module docstring)."""
+    fitted to ``log(I / L_class)`` (see the module docstring).
+
+    Images larger than ``max_fit_px`` are fitted on a block-averaged copy (blocks of
+    ``f = ceil(sqrt(size / max_fit_px))`` px, e.g. 4 x 4 for 1000 x 1000; the polynomial is
+    smooth, so this only averages noise) and the polynomial is evaluated on the full grid."""
     from skimage.filters import threshold_multiotsu
 
-    image = np.asarray(image, dtype=np.float64)
+    full = np.asarray(image, dtype=np.float64)
+    ny, nx = full.shape
+    f = max(1, int(math.ceil(math.sqrt(full.size / max_fit_px))))
+    if f > 1:  # block centres in the full image's normalised coordinates
+        my, mx = ny // f, nx // f
+        image = full[:my * f, :mx * f].reshape(my, f, mx, f).mean(axis=(1, 3))
+        coords = tuple(-1.0 + 2.0 * (np.arange(m) * f + (f - 1) / 2) / max(n - 1, 1)
+                       for m, n in ((my, ny), (mx, nx)))
+    else:
+        image = full
+        coords = (np.linspace(-1.0, 1.0, ny), np.linspace(-1.0, 1.0, nx))
     shape = image.shape
-    step = max(1, int(math.sqrt(image.size / max_fit_px)))
-    basis = _poly_basis(shape, order)
-    sub = np.zeros(shape, dtype=bool)
-    sub[::step, ::step] = True
+    basis = _poly_basis(shape, order, coords)
     shading = np.ones(shape)
     positive = image > 0
     if positive.mean() < 0.5:
-        return shading
+        return np.ones(full.shape)
+    coef = None
     for _ in range(iterations):
         flat = image / shading
         classes = np.zeros(shape, dtype=np.int8)
         if n_classes > 1:
             try:
-                thresholds = threshold_multiotsu(flat[sub & positive], classes=n_classes)
+                thresholds = threshold_multiotsu(flat[positive], classes=n_classes)
                 classes = np.digitize(flat, thresholds).astype(np.int8)
             except (ValueError, IndexError):
                 pass
@@ -189,14 +205,20 @@ def polynomial_shading(image: np.ndarray, order: int = 2, n_classes: int = 3,
                            np.any((classes == k) & positive) else 1.0
                            for k in range(max(n_classes, 1))])
         interior = (ndimage.maximum_filter(classes, 3) == ndimage.minimum_filter(classes, 3))
-        use = (sub & interior & positive & (levels[classes] > 0)).ravel()
+        use = (interior & positive & (levels[classes] > 0)).ravel()
         if use.sum() < basis.shape[1] * 10:
-            use = (sub & positive).ravel()
+            use = positive.ravel()
         target = np.log(image.ravel()[use] / levels[classes].ravel()[use])
         coef, *_ = np.linalg.lstsq(basis[use], target, rcond=None)
         log_s = (basis @ coef).reshape(shape)
         shading = np.exp(log_s - log_s.mean())
-    return shading
+    v = np.linspace(-1.0, 1.0, ny)[:, None]
+    u = np.linspace(-1.0, 1.0, nx)[None, :]
+    log_full = np.zeros(full.shape)
+    terms = [(i, j) for i in range(order + 1) for j in range(order + 1 - i)]  # as _poly_basis
+    for c, (i, j) in zip(coef, terms):
+        log_full += c * (u ** i * v ** j)
+    return np.exp(log_full - log_full.mean())
 
 
 def destripe_slice(image: np.ndarray, *, axis: str = "y", wavelet: str = "db4", level: int = 4,
