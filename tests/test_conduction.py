@@ -1,0 +1,189 @@
+"""Finite-volume conduction operator and solver: exact cases from circuit theory."""
+import numpy as np
+import pytest
+
+from voxelyte.conduction import (assemble, effective_conductivity, face_conductances,
+                                 percolating_network, solve)
+from voxelyte.errors import InputError
+
+VOXEL = (0.2, 0.1, 0.3)  # anisotropic (dz, dy, dx) µm
+UM_TO_CM = 1e-4
+
+
+def _layers(axis: int, sig, thick, shape_other=(4, 5)):
+    """Layers stacked along ``axis``: layer i has conductivity sig[i] and thickness thick[i]."""
+    profile = np.repeat(np.asarray(sig, float), thick)
+    shape = list(shape_other)
+    shape.insert(axis, profile.size)
+    view = [1, 1, 1]
+    view[axis] = profile.size
+    return np.broadcast_to(profile.reshape(view), shape).copy()
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_series_layers_exact(axis):
+    sig, thick = [2.0, 0.5, 3.0, 1e-3], [2, 3, 1, 2]
+    sigma = _layers(axis, sig, thick)
+    d = VOXEL[axis]
+    length = sum(thick) * d
+    exact = length / sum(t * d / s for s, t in zip(sig, thick))
+    r = effective_conductivity(sigma, VOXEL, axis, rtol=1e-12)
+    assert r["percolating"]
+    assert r["sigma_eff_S_cm"] == pytest.approx(exact, rel=1e-6)
+    assert r["current_imbalance_rel"] < 1e-6
+
+
+@pytest.mark.parametrize("layer_axis,axis", [(0, 1), (0, 2), (1, 0), (2, 1)])
+def test_parallel_layers_exact(layer_axis, axis):
+    sig, thick = [2.0, 0.5, 3.0], [2, 3, 1]
+    sigma = _layers(layer_axis, sig, thick, shape_other=(5, 4))
+    exact = sum(s * t for s, t in zip(sig, thick)) / sum(thick)
+    r = effective_conductivity(sigma, VOXEL, axis, rtol=1e-12)
+    assert r["sigma_eff_S_cm"] == pytest.approx(exact, rel=1e-6)
+
+
+def test_units_resistance_of_bar():
+    # uniform bar: R = L / (σ A); σ_eff must come back as σ in S/cm whatever the voxel size
+    sigma = np.full((10, 3, 4), 0.25)
+    r = effective_conductivity(sigma, VOXEL, "z", rtol=1e-12)
+    length_cm = 10 * VOXEL[0] * UM_TO_CM
+    area_cm2 = 3 * VOXEL[1] * 4 * VOXEL[2] * UM_TO_CM ** 2
+    assert r["current_out_A"] == pytest.approx(0.25 * area_cm2 / length_cm, rel=1e-9)
+    assert r["sigma_eff_S_cm"] == pytest.approx(0.25, rel=1e-9)
+
+
+def test_matrix_matches_face_conductances():
+    rng = np.random.default_rng(0)
+    sigma = rng.uniform(0.1, 2.0, (4, 5, 6))
+    gz, gy, gx = face_conductances(sigma, VOXEL)
+    s = assemble(sigma, VOXEL, "y", potential_in=2.0, potential_out=-1.0)
+    A, b, idx = s.A, s.b, s.index_map
+    assert A.indices.dtype == np.int32 and A.shape == (sigma.size, sigma.size)
+    assert abs(A - A.T).max() == 0
+    # off-diagonals = −G of the shared face (harmonic mean × area / distance × 1e-4)
+    a, c = sigma[1, 2, 3], sigma[2, 2, 3]
+    g = 2 * a * c / (a + c) * VOXEL[1] * VOXEL[2] / VOXEL[0] * UM_TO_CM
+    assert gz[1, 2, 3] == pytest.approx(g, rel=1e-14)
+    assert A[idx[1, 2, 3], idx[2, 2, 3]] == pytest.approx(-gz[1, 2, 3], rel=1e-14)
+    assert A[idx[1, 2, 3], idx[1, 3, 3]] == pytest.approx(-gy[1, 2, 3], rel=1e-14)
+    assert A[idx[1, 2, 3], idx[1, 2, 4]] == pytest.approx(-gx[1, 2, 3], rel=1e-14)
+    # row sums = Dirichlet conductances 2σA/d (half a voxel to the face) on the y faces only
+    rows = np.asarray(A.sum(axis=1)).ravel()
+    g_face = 2 * sigma[:, 0, :] * VOXEL[0] * VOXEL[2] / VOXEL[1] * UM_TO_CM
+    np.testing.assert_allclose(rows[idx[:, 0, :]], g_face, rtol=1e-12)
+    np.testing.assert_allclose(b[idx[:, 0, :]], 2.0 * g_face, rtol=1e-12)
+    assert np.allclose(rows[idx[:, 1:-1, :]], 0, atol=1e-12 * g_face.max())
+
+
+def test_non_percolating_returns_zero():
+    sigma = np.ones((6, 4, 4))
+    sigma[3] = 0.0  # an insulating plane cuts the z path
+    r = effective_conductivity(sigma, VOXEL, "z")
+    assert r["percolating"] is False and r["sigma_eff_S_cm"] == 0.0 and r["n_unknowns"] == 0
+    r = effective_conductivity(np.zeros((3, 3, 3)), VOXEL, "x")
+    assert r["percolating"] is False and r["sigma_eff_S_cm"] == 0.0
+    # ... but along y and x it conducts with φ = 5/6 of the cross-section
+    r = effective_conductivity(sigma, VOXEL, "y", rtol=1e-12)
+    assert r["sigma_eff_S_cm"] == pytest.approx(5 / 6, rel=1e-9)
+
+
+def test_isolated_cluster_removed_and_dead_end_changes_nothing():
+    base = np.zeros((8, 7, 7))
+    base[:, 1, 1] = 1.0                      # straight channel along z
+    ref = effective_conductivity(base, VOXEL, "z", rtol=1e-12)
+    sigma = base.copy()
+    sigma[3, 1, 2:6] = 1.0                   # dead-end branch attached to the channel
+    sigma[2:5, 4:6, 4:6] = 1.0               # isolated cluster, touches neither face... 
+    sigma[0:3, 5, 1] = 1.0                   # ... and one touching only the inlet
+    r = effective_conductivity(sigma, VOXEL, "z", rtol=1e-12)
+    assert r["n_unknowns"] == 8 + 4          # channel + dead end; clusters dropped
+    assert r["sigma_eff_S_cm"] == pytest.approx(ref["sigma_eff_S_cm"], rel=1e-9)
+    assert ref["sigma_eff_S_cm"] == pytest.approx(1 / 49, rel=1e-9)
+    net = percolating_network(sigma > 0, "z")
+    assert net.sum() == 12 and not net[3, 4, 4] and not net[0, 5, 1]
+
+
+def test_current_conservation_random():
+    rng = np.random.default_rng(3)
+    sigma = np.where(rng.random((20, 18, 16)) < 0.6, rng.uniform(0.5, 2.0, (20, 18, 16)), 0.0)
+    r = effective_conductivity(sigma, VOXEL, "x", rtol=1e-10)
+    assert r["percolating"]
+    assert r["current_imbalance_rel"] < 1e-6
+
+
+def test_flip_symmetry():
+    rng = np.random.default_rng(4)
+    sigma = np.where(rng.random((16, 14, 12)) < 0.55, rng.uniform(0.5, 2.0, (16, 14, 12)), 0.0)
+    for axis in range(3):
+        r1 = effective_conductivity(sigma, VOXEL, axis, rtol=1e-11)
+        r2 = effective_conductivity(np.flip(sigma, axis), VOXEL, axis, rtol=1e-11)
+        assert r1["sigma_eff_S_cm"] > 0
+        assert r2["sigma_eff_S_cm"] == pytest.approx(r1["sigma_eff_S_cm"], rel=1e-8)
+
+
+def test_periodic_sides_connect_across_the_wall():
+    # path (z, x): (0,0) -> (1,0) -x-> wraps to (1,3) -> (2,3): percolates only periodically
+    sigma = np.zeros((3, 1, 4))
+    sigma[0, 0, 0] = sigma[1, 0, 0] = sigma[1, 0, 3] = sigma[2, 0, 3] = 1.0
+    assert effective_conductivity(sigma, VOXEL, "z")["percolating"] is False
+    r = effective_conductivity(sigma, VOXEL, "z", periodic=True, rtol=1e-12)
+    dz, dy, dx = VOXEL
+    gz, gx = dy * dx / dz * UM_TO_CM, dz * dy / dx * UM_TO_CM
+    resistance = 2 * (1 / (2 * gz)) + 2 * (1 / gz) + 1 / gx
+    assert r["current_out_A"] == pytest.approx(1 / resistance, rel=1e-9)
+    # a uniform block is unchanged by periodic side walls
+    r = effective_conductivity(np.full((4, 3, 5), 0.7), VOXEL, "y", periodic=True, rtol=1e-12)
+    assert r["sigma_eff_S_cm"] == pytest.approx(0.7, rel=1e-9)
+
+
+def test_field_of_uniform_bar():
+    sigma = np.full((6, 3, 4), 0.5)
+    r = effective_conductivity(sigma, VOXEL, "z", rtol=1e-12, return_field=True)
+    phi, (jz, jy, jx) = r["potential_V"], r["current_density_A_cm2"]
+    length_cm = 6 * VOXEL[0] * UM_TO_CM
+    np.testing.assert_allclose(jz, 0.5 / length_cm, rtol=1e-8)      # j = σ ΔV / L
+    assert np.abs(jy).max() < 1e-8 * jz.max() and np.abs(jx).max() < 1e-8 * jz.max()
+    np.testing.assert_allclose(phi[:, 0, 0], 1 - (np.arange(6) + 0.5) / 6, atol=1e-10)
+
+
+def _blobs(shape, porosity, seed):
+    ps = pytest.importorskip("porespy")
+    return np.asarray(ps.generators.blobs(shape=list(shape), porosity=porosity, blobiness=1.5,
+                                          seed=seed), bool)
+
+
+def test_default_tolerance_converged_on_random_48():
+    im = _blobs((48, 48, 48), 0.4, 7)
+    sigma = im.astype(float)
+    ref = effective_conductivity(sigma, (1, 1, 1), "z", rtol=1e-12)
+    r = effective_conductivity(sigma, (1, 1, 1), "z")
+    assert ref["percolating"] and ref["relative_residual"] < 1e-11
+    assert r["sigma_eff_S_cm"] == pytest.approx(ref["sigma_eff_S_cm"], rel=1e-3)
+    assert abs(r["sigma_eff_S_cm"] / ref["sigma_eff_S_cm"] - 1) < 1e-4   # in fact much better
+    # Ruge–Stüben preconditioner and float32 matrix agree too
+    r_rs = effective_conductivity(sigma, (1, 1, 1), "z", preconditioner="rs")
+    assert r_rs["sigma_eff_S_cm"] == pytest.approx(ref["sigma_eff_S_cm"], rel=1e-4)
+    r32 = effective_conductivity(sigma, (1, 1, 1), "z", dtype=np.float32, rtol=1e-6)
+    assert r32["sigma_eff_S_cm"] == pytest.approx(ref["sigma_eff_S_cm"], rel=1e-3)
+
+
+def test_solve_plain_cg_and_info():
+    rng = np.random.default_rng(1)
+    sigma = rng.uniform(0.5, 2, (6, 6, 6))
+    s = assemble(sigma, VOXEL, 0)
+    x1, info1 = solve(s.A, s.b, rtol=1e-12, preconditioner=None)
+    x2, info2 = solve(s.A, s.b, rtol=1e-12, preconditioner="sa")
+    assert info1["converged"] and info2["converged"]
+    assert info2["iterations"] < info1["iterations"]
+    np.testing.assert_allclose(x1, x2, rtol=1e-9)
+
+
+def test_bad_input():
+    with pytest.raises(InputError):
+        effective_conductivity(-np.ones((3, 3, 3)), VOXEL, "z")
+    with pytest.raises(InputError):
+        effective_conductivity(np.ones((3, 3)), VOXEL, "z")
+    with pytest.raises(InputError):
+        effective_conductivity(np.ones((3, 3, 3)), (1, 0, 1), "z")
+    with pytest.raises(InputError):
+        effective_conductivity(np.ones((3, 3, 3)), VOXEL, "w")
