@@ -152,3 +152,24 @@ def test_preprocess_nan_and_blank_slices_do_not_crash(structure):
                         shading_method="divide")["corrected"].values
     assert np.isfinite(out[:, [0, 3, 4, 5]]).all()
     assert np.isnan(out[:, 2, :10, :10]).all() and np.isfinite(out[:, 2, 20:, 20:]).all()
+
+
+def test_polynomial_shading_block_averaged_fit_matches_known_field():
+    """Large slices are fitted on a block-averaged copy: the shading found at full resolution
+    and on 3 x 3 blocks both match the known multiplicative field (three phase levels)."""
+    rng = np.random.default_rng(5)
+    ny, nx = 420, 360
+    phases = ndimage.gaussian_filter(rng.random((ny, nx)), 6.0)
+    levels = np.digitize(phases, np.quantile(phases, [0.3, 0.7]))
+    ideal = np.array([0.1, 0.45, 0.8])[levels]
+    v = np.linspace(-1, 1, ny)[:, None]
+    u = np.linspace(-1, 1, nx)[None, :]
+    truth = np.exp(0.15 * u - 0.1 * v - 0.12 * (u ** 2 + v ** 2))
+    truth /= np.exp(np.log(truth).mean())
+    image = ideal * truth * (1 + 0.02 * rng.normal(size=(ny, nx)))
+    full = pp.polynomial_shading(image, max_fit_px=10 ** 7)
+    blocks = pp.polynomial_shading(image, max_fit_px=ny * nx // 9)
+    for shading in (full, blocks):
+        assert shading.shape == (ny, nx)
+        assert np.abs(shading / truth - 1).max() < 0.02
+    assert np.abs(blocks / full - 1).max() < 0.01

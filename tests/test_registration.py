@@ -1,5 +1,7 @@
 """Tests for voxelyte.registration on rendered phantoms (noise, shading, curtains, brightness
 drift present) against the ground-truth drift of voxelyte.phantom (DRIFT_CONVENTION)."""
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,12 +10,16 @@ import xarray as xr
 from voxelyte import phantom, registration as reg
 from voxelyte.errors import InputError
 
-VS = 0.2
-# 1.5 µm CAM at 0.2 µm voxels in a 160 px field: neighbour-slice registration of a real 3D
-# structure random-walks by the apparent in-plane motion of inclined interfaces, which falls
-# with the number of particles in the field (real 1000 px images hold many more).
-RUN = {"shape_zyx": [40, 160, 160], "voxel_size_um": VS, "seed": 3, "cam_d50_um": 1.5,
-       "se_d50_um": 1.8, "render": {"drift_total_px": [4.0, -3.0]}}
+VS = 0.1
+# A field representative of real PFIB-SEM images: 1.2 µm CAM at 0.1 µm voxels in a 320 px
+# (32 µm) field, ~27 particle diameters across (hundreds of particle sections per slice).
+# Neighbour-slice registration of a real 3D structure random-walks by the apparent in-plane
+# motion of inclined interfaces; per pair sigma ~ 0.5 px * d50 / field (measured 0.047 / 0.020 /
+# 0.0095 px for 160 / 320 / 640 px fields), so small fields of large particles fail the
+# accuracy however the correlation is done (see the registration module docstring).
+RUN = {"shape_zyx": [40, 320, 320], "voxel_size_um": VS, "cam_d50_um": 1.2,
+       "se_d50_um": 1.44, "render": {"drift_total_px": [4.0, -3.0]}}
+SEEDS = (1, 2, 3)
 
 
 def to_array(data):
@@ -24,11 +30,17 @@ def to_array(data):
                         attrs={"voxel_size_um": [VS, VS, VS]})
 
 
+@functools.lru_cache(maxsize=None)
+def render_run(seed):
+    run = phantom.merge_params(RUN, {"seed": seed})
+    structure = phantom.generate_structure(run)
+    pages = [np.stack([im["BSE"], im["SE"]]) for _, im in phantom.render_slices(structure, run)]
+    return to_array(np.stack(pages, axis=1)), phantom.true_drift_px(run)
+
+
 @pytest.fixture(scope="module")
 def rendered():
-    structure = phantom.generate_structure(RUN)
-    pages = [np.stack([im["BSE"], im["SE"]]) for _, im in phantom.render_slices(structure, RUN)]
-    return to_array(np.stack(pages, axis=1)), phantom.true_drift_px(RUN)
+    return render_run(SEEDS[0])
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +49,39 @@ def estimated(rendered):
     return reg.estimate_drift(stack.chunk({"z": 7}))
 
 
-def test_drift_matches_ground_truth(rendered, estimated):
-    _, truth = rendered
+@pytest.mark.parametrize("seed", SEEDS)
+def test_drift_matches_ground_truth(seed):
+    """Acceptance: RMS error <= 0.3 px over the stack, no slice worse than 1 px; >= 3 px total
+    drift with jitter, shot + read noise, curtains, shading and brightness drift present."""
+    stack, truth = render_run(seed)
+    assert np.hypot(*truth[-1]) >= 3.0
+    estimated = reg.estimate_drift(stack.chunk({"z": 7}))
     error = estimated[["dy_px", "dx_px"]].to_numpy() - truth
     assert np.sqrt(np.mean(error ** 2)) <= 0.3
     assert np.abs(error).max() <= 1.0
     assert list(estimated.columns) == list(reg.DRIFT_COLUMNS)
     assert np.allclose(estimated["dy_um"], estimated["dy_px"] * VS)
     assert estimated["valid"].all() and (estimated["quality"] > 0.3).all()
+
+
+def test_slow_smooth_drift_is_not_quantised():
+    """Identical content drifting 0.008 / -0.006 px per slice, below the 1 / upsample_factor
+    grid of the upsampled DFT: rounding every pair to the grid would be off by ~1 px after 120
+    slices; the parabolic peak refinement keeps the sum unbiased."""
+    from scipy import ndimage
+    rng = np.random.default_rng(0)
+    base = ndimage.gaussian_filter(rng.random((96, 96)), 3.0)
+    nz = 120
+    truth = np.stack([np.arange(nz) * 0.008, np.arange(nz) * -0.006], axis=1)
+    data = np.stack([ndimage.shift(base, t, order=3, mode="nearest") for t in truth])
+    stack = xr.DataArray(data, dims=("z", "y", "x"), attrs={"voxel_size_um": [VS] * 3})
+    # default grid 1/100 px; a coarse 1/20 px grid keeps a small parabola bias (unrefined:
+    # ~1 px on either grid)
+    for upsample_factor, tolerance in ((reg.REGISTER_DEFAULTS["upsample_factor"], 0.05),
+                                       (20, 0.2)):
+        table = reg.estimate_drift(stack, upsample_factor=upsample_factor)
+        error = table[["dy_px", "dx_px"]].to_numpy() - truth
+        assert np.abs(error).max() < tolerance, (upsample_factor, np.abs(error).max())
 
 
 def test_pair_estimator_is_subpixel_on_identical_content():
@@ -79,7 +116,7 @@ def test_apply_drift_recovers_the_steady_rendering():
     """Quiet rendering: registering the drifting stack gives the drift-free stack."""
     quiet = {"photons_per_unit": 0, "read_noise": 0.0, "shading_amplitude": 0.0,
              "curtain_amplitude": {"BSE": 0.0, "SE": 0.0}, "brightness_drift": 0.0}
-    run = phantom.merge_params(RUN, {"shape_zyx": [6, 64, 64], "render": quiet})
+    run = phantom.merge_params(RUN, {"shape_zyx": [6, 64, 64], "seed": 3, "render": quiet})
     structure = phantom.generate_structure(run)
     steady_run = phantom.merge_params(run, {"render": {"drift_total_px": [0.0, 0.0],
                                                       "drift_jitter_px": 0.0}})
