@@ -737,6 +737,23 @@ def read_raw_stack(channels: list[dict], *, sample: str, voxel_size_um: dict | N
     return xr.DataArray(data, dims=("channel",) + AXES, coords=coords, name="raw", attrs=attrs)
 
 
+def volume_voxel_size_um(volume: xr.DataArray | xr.Dataset, axes=AXES) -> tuple[float, ...]:
+    """Voxel size (µm) along ``axes`` of a volume written by a voxelyte stage: its
+    ``voxel_size_um`` attribute [vz, vy, vx], else the spacing of its µm coords."""
+    sizes = volume.attrs.get("voxel_size_um")
+    if isinstance(sizes, (list, tuple, np.ndarray)) and len(sizes) == 3:
+        return tuple(float(sizes[AXES.index(axis)]) for axis in axes)
+    out = []
+    for axis in axes:
+        coord = volume.coords.get(axis)
+        if coord is None or coord.size < 2:
+            raise InputError("volume has no voxel size", field="voxel_size_um",
+                             expected="attrs voxel_size_um [vz, vy, vx] or µm coords",
+                             found=f"no attribute and no {axis} coordinate spacing")
+        out.append(abs(float(coord[1] - coord[0])))
+    return tuple(out)
+
+
 def write_zarr_atomic(ds: xr.Dataset, path, *, num_workers: int = 1) -> None:
     """Write ``ds`` to the zarr store ``path`` (consolidated metadata) so that ``path`` only
     ever holds a complete store: write into a sibling ``<path>.tmp-<random>``, then replace.

@@ -36,6 +36,7 @@ import xarray as xr
 from scipy import ndimage, signal
 
 from voxelyte.errors import InputError
+from voxelyte.io import volume_voxel_size_um
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +73,6 @@ def _channel_names(stack: xr.DataArray) -> list[str]:
     if "channel" in stack.coords:
         return [str(c) for c in stack.coords["channel"].values]
     return [str(i) for i in range(stack.sizes["channel"])]
-
-
-def _voxel_yx_um(stack: xr.DataArray) -> tuple[float, float]:
-    vs = stack.attrs.get("voxel_size_um")
-    if isinstance(vs, (list, tuple, np.ndarray)) and len(vs) == 3:
-        return float(vs[1]), float(vs[2])
-    out = []
-    for dim in ("y", "x"):
-        coord = stack.coords.get(dim)
-        if coord is None or coord.size < 2:
-            raise InputError("no voxel size", field="voxel_size_um",
-                             expected="attrs voxel_size_um [vz, vy, vx] or µm coords", found=None)
-        out.append(abs(float(coord[1] - coord[0])))
-    return out[0], out[1]
 
 
 def _map_slices(stack: xr.DataArray, func, channels=None, step: str = "") -> xr.DataArray:
@@ -264,7 +251,7 @@ def correct_shading(stack: xr.DataArray, *, method: str = "polynomial", sigma_um
     mean(I)``, Minnmann et al. 2024), "polynomial" (phase-flattened low-order fit) or "none"."""
     if method == "none":
         return _map_slices(stack, lambda im, c, z: im, channels=[])
-    vy, vx = _voxel_yx_um(stack)
+    vy, vx = volume_voxel_size_um(stack, ("y", "x"))
     if method == "divide":
         if not sigma_um > 0:
             raise InputError("shading sigma must be > 0", field="shading_sigma_um",

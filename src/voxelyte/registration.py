@@ -65,6 +65,7 @@ import xarray as xr
 from scipy import ndimage, signal
 
 from voxelyte.errors import InputError
+from voxelyte.io import volume_voxel_size_um
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +108,6 @@ def _as_czyx(stack: xr.DataArray) -> xr.DataArray:
         raise InputError("image data are not numeric", expected="integer or float",
                          found=str(stack.dtype))
     return stack
-
-
-def _voxel_size_yx(stack: xr.DataArray) -> tuple[float, float]:
-    vs = stack.attrs.get("voxel_size_um")
-    if isinstance(vs, (list, tuple, np.ndarray)) and len(vs) == 3:
-        return float(vs[1]), float(vs[2])
-    sizes = []
-    for dim in ("y", "x"):
-        coord = stack.coords.get(dim)
-        if coord is None or coord.size < 2:
-            raise InputError("no voxel size: neither attrs['voxel_size_um'] nor coords",
-                             field="voxel_size_um", expected="[vz, vy, vx] in µm", found=None)
-        sizes.append(abs(float(coord[1] - coord[0])))
-    return sizes[0], sizes[1]
 
 
 def _dask_data(stack: xr.DataArray) -> da.Array:
@@ -333,7 +320,7 @@ def estimate_drift(stack: xr.DataArray, *, reference_channel: str | None = "BSE"
         raise InputError("upsample_factor and neighbours must be >= 1", field="upsample_factor",
                          expected=">= 1", found=(upsample_factor, neighbours))
     nz = stack.sizes["z"]
-    vy, vx = _voxel_size_yx(stack)
+    vy, vx = volume_voxel_size_um(stack, ("y", "x"))
     channels = _reference_index(stack, reference_channel)
     data = _dask_data(stack)[channels]
     neighbours, upsample_factor = int(neighbours), int(upsample_factor)

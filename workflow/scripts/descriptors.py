@@ -11,7 +11,7 @@ def main(smk, log):
     labels = volume["labels"]
     cfg = smk.params.sample_config
     scalars, tables = descriptors.compute_descriptors(
-        labels, voxel_size_um=tuple(volume.attrs["voxel_size_um"]), phases=cfg["phases"],
+        labels, voxel_size_um=io.volume_voxel_size_um(volume), phases=cfg["phases"],
         nominal_composition=cfg["nominal_composition"],
         electrode_normal_axis=cfg["electrode_normal_axis"],
         current_collector_side=cfg["current_collector_side"], **smk.params.stage)
