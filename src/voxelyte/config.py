@@ -286,7 +286,8 @@ def load_sample(path: str | Path, *, name: str | None = None, study_stages: dict
         voxel = cfg.get("voxel_size_um") or None
 
     stages = resolve_stages(study_stages or {}, user_stages, source=source, sample=name)
-    hashed = {k: v for k, v in cfg.items() if k != "stages"}
+    # resources say where and how a rule runs, not what it computes: not hashed (no rerun)
+    hashed = {k: v for k, v in cfg.items() if k not in ("stages", "resources")}
     hashed["stages"] = stages
     return Sample(name=name, source=path, config=cfg, inputs=inputs, voxel_size_um=voxel,
                   stages=stages, phantom=phantom, config_hash=config_hash(hashed))

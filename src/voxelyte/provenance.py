@@ -96,7 +96,8 @@ def make_record(*, rule: str, sample: str | None, inputs: Mapping[str, Any] | It
                 outputs: Iterable[Any], params: Mapping[str, Any] | None = None,
                 config_hash: str | None = None, repo_dir: str | Path | None = None) -> dict:
     """A provenance record for one rule run. ``inputs`` maps names to paths (or is a list of
-    paths); each is hashed with :func:`sha256_path`."""
+    paths); each is hashed with :func:`sha256_path`. ``config_hash``: sha256 of the part of the
+    sample config the rule reads (recorded as ``sample_config_sha256``)."""
     items = inputs.items() if isinstance(inputs, Mapping) else ((str(p), p) for p in inputs)
     hashed = []
     for name, value in items:
@@ -146,9 +147,11 @@ def read_benchmark(path: str | Path) -> dict[str, Any] | None:
 
 
 def gather(records: Iterable[str | Path], benchmarks: Mapping[str, str | Path], *, study: str,
-           out_path: str | Path, study_config: Mapping[str, Any] | None = None) -> dict:
+           out_path: str | Path, study_config: Mapping[str, Any] | None = None,
+           samples: Mapping[str, Any] | None = None) -> dict:
     """Join per-rule records and benchmark figures (``{"<rule>/<sample>": tsv path}``) of a study
-    into one document, written atomically to ``out_path``."""
+    into one document, written atomically to ``out_path``. ``samples``: per sample its file and
+    the sha256 of its whole validated config."""
     runs = [json.loads(Path(p).read_text()) for p in records]
     figures = {key: read_benchmark(path) for key, path in benchmarks.items()}
     for run in runs:
@@ -156,6 +159,7 @@ def gather(records: Iterable[str | Path], benchmarks: Mapping[str, str | Path], 
     doc = {
         "study": study,
         "study_config": _jsonable(study_config or {}),
+        "samples": _jsonable(samples or {}),
         "voxelyte_version": __version__,
         "git": git_state(),
         "packages": package_versions(),

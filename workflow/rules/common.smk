@@ -49,7 +49,90 @@ def rules_for(sample):
 
 
 def study_targets():
-    targets = [f"{RESULTS}/provenance.json"]
+    targets = [f"{RESULTS}/provenance.json", f"{RESULTS}/report.html"]  # study report
     for sample in SAMPLES:
         targets.extend(provenance_record(rule).format(sample=sample) for rule in rules_for(sample))
     return targets
+
+
+# --------------------------------------------------------------------------- resources
+# Each rule declares threads, mem_mb and runtime (minutes) from the sample's voxel count:
+# base + per-Mvoxel cost, the per-Mvoxel figures measured by the benchmarks under benchmarks/
+# (peak RSS and wall time on 2 cores, with a safety factor). A retry (--retries) scales memory
+# and time with the attempt number. A sample file's `resources: {<rule>: {...}}` overrides.
+_MVOXELS = {}
+
+
+def sample_mvoxels(sample):
+    """Voxels of a sample's volume (z·y·x, after the crop) in millions, from the phantom shape
+    or the raw inputs' headers (read lazily, once)."""
+    if sample not in _MVOXELS:
+        s = STUDY.samples[sample]
+        if s.phantom is not None:
+            shape = s.phantom["shape_zyx"]
+        else:
+            try:
+                from voxelyte import io as vxio
+
+                stack, _ = vxio.open_channel(s.inputs[0], sample=sample)
+                shape = list(stack.shape)
+            except Exception:  # unreadable here: the ingest rule reports it properly
+                shape = [512, 1024, 1024]
+        for i, ax in enumerate("zyx"):
+            lo, hi = (s.config.get("crop") or {}).get(ax, (0, shape[i]))
+            shape[i] = max(1, min(hi, shape[i]) - lo)
+        _MVOXELS[sample] = math.prod(shape) / 1e6
+    return _MVOXELS[sample]
+
+
+def _override(rule_name, wildcards, key):
+    return (sample_of(wildcards).config.get("resources") or {}).get(rule_name, {}).get(key)
+
+
+def rule_threads(rule_name, default=2):
+    """Threads of a rule (numba, BLAS and dask follow them: voxelyte.scripting.run)."""
+    return lambda wildcards: _override(rule_name, wildcards, "threads") or default
+
+
+def rule_mem_mb(rule_name, base_mb, mb_per_mvoxel):
+    def mem_mb(wildcards, attempt=1):
+        given = _override(rule_name, wildcards, "mem_mb")
+        if given:
+            return int(given)
+        return int((base_mb + mb_per_mvoxel * sample_mvoxels(wildcards.sample)) * attempt)
+    return mem_mb
+
+
+def rule_runtime_min(rule_name, base_min, min_per_mvoxel):
+    def runtime(wildcards, attempt=1):
+        given = _override(rule_name, wildcards, "runtime_min")
+        if given:
+            return max(1, int(math.ceil(given)))
+        minutes = base_min + min_per_mvoxel * sample_mvoxels(wildcards.sample)
+        return max(1, int(math.ceil(minutes * attempt)))
+    return runtime
+
+
+def check_resource_overrides():
+    """A sample file's `resources` may only name rules that run for it."""
+    for name, s in STUDY.samples.items():
+        for rule_name in (s.config.get("resources") or {}):
+            if rule_name not in rules_for(name):
+                raise WorkflowError(
+                    f"voxelyte configuration error: sample '{name}' ({s.source}), field "
+                    f"'resources.{rule_name}': expected one of {rules_for(name)}, "
+                    f"found '{rule_name}'")
+
+
+def rule_config_hash(rule_name, *sample_keys):
+    """sha256 of the part of a sample's config a rule reads (its stage parameters and the named
+    top-level sample fields), for the rule's provenance record. A params entry: changing another
+    stage's parameters (or `resources`) does not rerun this rule."""
+    from voxelyte.config import config_hash
+
+    def hash_of(wildcards):
+        s = sample_of(wildcards)
+        used = {key: s.config.get(key) for key in sample_keys}
+        used["stages"] = {rule_name: s.stages.get(rule_name)}
+        return config_hash(used)
+    return hash_of

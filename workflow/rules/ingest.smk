@@ -13,15 +13,16 @@ rule ingest:
         voxel_size_um=lambda w: sample_of(w).voxel_size_um,
         crop=lambda w: sample_of(w).config.get("crop"),
         stage=lambda w: sample_of(w).stages["ingest"],
-        config_hash=lambda w: sample_of(w).config_hash,
+        config_hash=rule_config_hash("ingest", "inputs", "voxel_size_um", "crop"),
     wildcard_constraints:
         sample=one_of(SAMPLES),
     log:
         log_path("ingest"),
     benchmark:
         benchmark_path("ingest")
-    threads: 2
+    threads: rule_threads("ingest", 2)
     resources:
-        mem_mb=2000,
+        mem_mb=rule_mem_mb("ingest", 1000, 2),
+        runtime=rule_runtime_min("ingest", 2, 0.005),
     script:
         "../scripts/ingest.py"

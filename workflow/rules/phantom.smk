@@ -13,15 +13,16 @@ rule phantom:
     params:
         phantom=lambda w: sample_of(w).phantom,
         phases=lambda w: sample_of(w).phases,
-        config_hash=lambda w: sample_of(w).config_hash,
+        config_hash=rule_config_hash("phantom", "phantom", "phases"),
     wildcard_constraints:
         sample=one_of(PHANTOM_SAMPLES),
     log:
         log_path("phantom"),
     benchmark:
         benchmark_path("phantom")
-    threads: 1
+    threads: rule_threads("phantom", 1)
     resources:
-        mem_mb=lambda w: 1000 + int(0.00006 * math.prod(sample_of(w).phantom["shape_zyx"])),
+        mem_mb=rule_mem_mb("phantom", 1000, 60),
+        runtime=rule_runtime_min("phantom", 2, 0.08),
     script:
         "../scripts/phantom.py"

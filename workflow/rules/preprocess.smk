@@ -10,15 +10,16 @@ rule preprocess:
         record=provenance_record("preprocess"),
     params:
         stage=lambda w: sample_of(w).stages["preprocess"],
-        config_hash=lambda w: sample_of(w).config_hash,
+        config_hash=rule_config_hash("preprocess"),
     wildcard_constraints:
         sample=one_of(SAMPLES),
     log:
         log_path("preprocess"),
     benchmark:
         benchmark_path("preprocess")
-    threads: 2
+    threads: rule_threads("preprocess", 2)
     resources:
-        mem_mb=4000,
+        mem_mb=rule_mem_mb("preprocess", 1000, 4),
+        runtime=rule_runtime_min("preprocess", 2, 0.015),
     script:
         "../scripts/preprocess.py"

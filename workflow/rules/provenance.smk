@@ -14,6 +14,10 @@ rule provenance:
         },
         study=STUDY.name,
         study_config=STUDY.config,
+        samples={
+            s: {"file": str(STUDY.samples[s].source), "config_sha256": STUDY.samples[s].config_hash}
+            for s in SAMPLES
+        },
     log:
         f"{RESULTS}/logs/provenance.log",
     threads: 1

@@ -12,15 +12,16 @@ rule register:
         record=provenance_record("register"),
     params:
         stage=lambda w: sample_of(w).stages["register"],
-        config_hash=lambda w: sample_of(w).config_hash,
+        config_hash=rule_config_hash("register"),
     wildcard_constraints:
         sample=one_of(SAMPLES),
     log:
         log_path("register"),
     benchmark:
         benchmark_path("register")
-    threads: 2
+    threads: rule_threads("register", 2)
     resources:
-        mem_mb=4000,
+        mem_mb=rule_mem_mb("register", 1000, 4),
+        runtime=rule_runtime_min("register", 2, 0.015),
     script:
         "../scripts/register.py"

@@ -4,7 +4,8 @@ from voxelyte import provenance, scripting
 
 def main(smk, log):
     doc = provenance.gather(smk.input.records, smk.params.benchmarks, study=smk.params.study,
-                            out_path=smk.output[0], study_config=smk.params.study_config)
+                            out_path=smk.output[0], study_config=smk.params.study_config,
+                            samples=smk.params.samples)
     log.info("gathered %d rule runs", len(doc["runs"]))
 
 
