@@ -10,7 +10,7 @@ CORES ?= all
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test env dry-run clean
+.PHONY: run test test-cluster env dry-run clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,18 @@ env: $(STAMP)
 run: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
 	@echo "voxelyte: demo study done; results in results/demo/ (provenance: results/demo/provenance.json)"
+	@echo "voxelyte: study report: $(abspath results/demo/report.html)"
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES) -n $(SNAKEMAKE_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A real one-node SLURM cluster on this machine (root, Debian apt): the study through sbatch,
+# numbers compared with a local run. Installs slurm + munge when absent; stops what it started.
+test-cluster: $(STAMP)
+	PYTHON=$(BIN)/python bash tests/cluster/run_slurm_demo.sh
 
 clean:
 	rm -rf results .snakemake
