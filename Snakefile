@@ -30,8 +30,13 @@ include: "workflow/rules/phantom.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/register.smk"
 include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/segment.smk"
 include: "workflow/rules/descriptors.smk"
+include: "workflow/rules/transport.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/provenance.smk"
+
+check_resource_overrides()  # after every stage rule registered itself
 
 
 rule all:

@@ -40,7 +40,8 @@ def test_dry_run_of_the_default_study(repo_root, tmp_path):
     done = run_snakemake(repo_root, "-n", "--cores", "2", "--config",
                          f"results_dir={tmp_path / 'results'}")
     assert done.returncode == 0, done.stderr + done.stdout
-    for rule in ("phantom", "ingest", "register", "preprocess", "descriptors", "provenance"):
+    for rule in ("phantom", "ingest", "register", "preprocess", "segment", "descriptors",
+                 "provenance"):
         assert rule in done.stdout
     for sample in ("BM10", "BM03", "BM01"):
         assert f"demo/{sample}/raw.zarr" in done.stdout
@@ -79,7 +80,8 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
 
     doc = json.loads((out / "provenance.json").read_text())
     assert {(r["rule"], r["sample"]) for r in doc["runs"]} == {
-        (rule, "tiny") for rule in ("phantom", "ingest", "register", "preprocess", "descriptors")}
+        (rule, "tiny") for rule in ("phantom", "ingest", "register", "preprocess", "segment",
+                                    "descriptors", "report")}
     ingest = next(r for r in doc["runs"] if r["rule"] == "ingest")
     assert [i["name"] for i in ingest["inputs"]] == ["BSE", "SE"]
     assert all(len(i["sha256"]) == 64 for i in ingest["inputs"])
@@ -95,12 +97,18 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
     assert corrected.dims == ("channel", "z", "y", "x") and corrected.dtype == np.float32
     assert (out / "tiny" / "qc" / "drift.png").stat().st_size > 0
 
-    # descriptors of the ground-truth labels: volume fractions equal the phantom's own
+    # segment: labels on corrected.zarr's coords, scored against the ground truth
+    labels = xr.open_zarr(out / "tiny" / "labels.zarr")
+    assert labels["labels"].dtype == np.uint8 and labels["labels"].dims == ("z", "y", "x")
+    np.testing.assert_array_equal(labels["x"].values, corrected["x"].values)
+    segmented = json.loads((out / "tiny" / "segment" / "segmentation.json").read_text())
+    assert segmented["method"] == "trainable" and "score_registered_frame" in segmented
+
+    # descriptors of the segmented labels: volume fractions equal the segmentation's
     summary = json.loads((out / "tiny" / "descriptors" / "descriptors.json").read_text())
-    achieved = json.loads((out / "tiny" / "phantom" / "phantom.json").read_text())
-    for phase, fraction in achieved["volume_fraction"].items():
+    for phase, fraction in segmented["volume_fraction"].items():
         assert summary[f"volume_fraction_{phase}"] == pytest.approx(fraction, abs=1e-9)
-    assert summary["labels_source"] == "ground truth (phantom)"
+    assert summary["labels_source"] == "segment stage (trainable)"
 
     # rerun: nothing to do; same config gives identical raw data
     first = raw.values.copy()

@@ -267,6 +267,7 @@ def load_sample(path: str | Path, *, name: str | None = None, study_stages: dict
     _check_phases(cfg, name, source)
     _check_nominal(cfg, name, source)
     _check_crop(cfg, name, source)
+    _check_annotations(cfg, name, source)
 
     if phantom is not None:
         if phantom_dir is None:
@@ -323,6 +324,31 @@ def _check_nominal(cfg: dict, name: str, source: str) -> None:
             raise InputError("fractions add up to more than 1", sample=name, source=source,
                              field=f"nominal_composition.{kind}", expected="a sum <= 1",
                              found=round(total, 6))
+
+
+def _check_annotations(cfg: dict, name: str, source: str) -> None:
+    """Annotation classes: unique values, phases from the phase table; not for phantoms (they
+    get generated scribbles in the registered frame). The file itself is read by the segment
+    stage (it may be drawn after the first run, on corrected.zarr)."""
+    spec = cfg.get("annotations")
+    if spec is None:
+        return
+    if cfg.get("phantom") is not None:
+        raise InputError("a phantom sample gets generated scribble annotations", sample=name,
+                         source=source, field="annotations",
+                         expected="no 'annotations' for a phantom sample", found=spec["path"])
+    seen: dict[int, str] = {}
+    for cls, entry in spec["classes"].items():
+        if entry["phase"] not in cfg["phases"]:
+            raise InputError("class mapped to a phase not in the phase table", sample=name,
+                             source=source, field=f"annotations.classes.{cls}.phase",
+                             expected="one of " + ", ".join(cfg["phases"]), found=entry["phase"])
+        if entry["value"] in seen:
+            raise InputError("two classes share one value", sample=name, source=source,
+                             field=f"annotations.classes.{cls}.value",
+                             expected=f"a value other than {entry['value']} (used by "
+                                      f"'{seen[entry['value']]}')", found=entry["value"])
+        seen[entry["value"]] = cls
 
 
 def _check_crop(cfg: dict, name: str, source: str) -> None:

@@ -1,13 +1,14 @@
 # Descriptors: volume fractions, surfaces and interfaces, chords, sizes, connectivity, profiles,
 # 2D slice statistics, two-point correlation (voxelyte.descriptors).
-# Until the segment stage exists, phantom samples are described from their ground-truth labels.
-DESCRIBED_SAMPLES = PHANTOM_SAMPLES
+# Every sample is described from the segment stage's labels.zarr (phantoms too: their
+# ground truth scores the segmentation, descriptors see what a real sample would give).
+DESCRIBED_SAMPLES = SAMPLES
 STAGE_RULES["descriptors"] = DESCRIBED_SAMPLES
 
 
 rule descriptors:
     input:
-        labels=zarr_output("phantom", "ground_truth.zarr"),
+        labels=zarr_output("labels.zarr"),
     output:
         summary=sample_path("descriptors", "descriptors.json"),
         record=provenance_record("descriptors"),
@@ -18,16 +19,17 @@ rule descriptors:
             for key in ("phases", "nominal_composition", "electrode_normal_axis",
                         "current_collector_side")
         },
-        labels_source="ground truth (phantom)",
-        config_hash=lambda w: sample_of(w).config_hash,
+        labels_source=lambda w: f"segment stage ({sample_of(w).stages['segment']['method']})",
+        config_hash=rule_config_hash("descriptors", "phases", "nominal_composition", "electrode_normal_axis", "current_collector_side"),
     wildcard_constraints:
         sample=one_of(DESCRIBED_SAMPLES),
     log:
         log_path("descriptors"),
     benchmark:
         benchmark_path("descriptors")
-    threads: 2
+    threads: rule_threads("descriptors", 2)
     resources:
-        mem_mb=4000,
+        mem_mb=rule_mem_mb("descriptors", 1000, 50),
+        runtime=rule_runtime_min("descriptors", 2, 0.25),
     script:
         "../scripts/descriptors.py"

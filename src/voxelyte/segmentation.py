@@ -1,0 +1,1066 @@
+"""Segmentation: corrected two-detector volume (channel, z, y, x) -> phase labels (z, y, x).
+
+Two methods, chosen per sample (``stages.segment.method``):
+
+* ``trainable`` (default; needs annotations): the trainable segmentation of Cooper et al. 2022
+  (Fiji's Trainable Weka Segmentation on both detectors stacked) and Minnmann et al. 2024 (CNN
+  features + random forest). Multiscale features of every channel
+  (``skimage.feature.multiscale_basic_features``: Gaussian-smoothed intensity, gradient magnitude
+  (edges) and Hessian eigenvalues (texture) at ``num_sigma`` scales from ``sigma_min_px`` to
+  ``sigma_max_px``, per slice (``features_dim: 2d``) or in 3D) plus, in 2D mode, the smoothed
+  intensity of the ``z_context`` neighbouring slices (pore shine-through is seen along +z) feed a
+  random forest (scikit-learn) fitted once per sample on the sparsely annotated voxels
+  (annotation 0 = unlabelled). Any number of classes, merged into phases by the class -> phase
+  table afterwards (Cooper: "Pt at pore edge" + "Pt at depth" -> pore): the phase probability is
+  the sum of its classes' forest probabilities; label = argmax, ``confidence`` = its value.
+  Prediction runs chunk-wise over z (dask), whole slices per chunk (a 3D feature chunk is read
+  with a halo of ``ceil(4 sigma_max)`` slices).
+* ``unsupervised``: multi-Otsu thresholds (``skimage.filters.threshold_multiotsu``) of the
+  BSE channel separate the solid phases (brightest phase, middle phase); pores come from the SE
+  (topography) channel, where they are darker than every solid (Otsu on its two lowest classes),
+  OR the darkest BSE class. Global thresholds for more than two phases leave a false rim of the
+  middle phase where the brightest and the darkest phase touch (Cooper et al. 2022): the blurred
+  edge passes through the middle grey level. ``remove_middle_rim`` relabels middle-phase voxels
+  that lie within ``rim_max_width_px`` of both outer phases and on a strong BSE gradient to the
+  nearer outer phase (gradient-aware rim removal).
+
+Post-processing (both methods, logged): islands (face-connected components) of a phase below
+``min_island_um3`` (per phase or one value) take the majority label of their surroundings;
+optional ``majority`` (per-voxel most frequent label in a (2r+1)^3 box) or ``median`` smoothing.
+
+Labels are uint8 with the sample's phase table; ``confidence`` is uint8 = round(255 p), p the
+probability of the chosen phase (unsupervised: 0.5 + 0.5 min(1, |v - t| / half the class gap),
+v the intensity, t the nearest threshold: a heuristic certainty, not a probability).
+
+Phantom samples: ``phantom_scribbles`` draws sparse scribbles from the ground truth (a few
+strokes per class on <= 3 % of the slices, along the medial axis of each phase, like a user's
+strokes in napari), and ``truth_in_registered_frame`` brings the ground truth into the
+registered frame (each truth slice shifted by the drift residual the registration left,
+nearest-neighbour, then cropped to corrected.zarr's µm coords): segmentations of phantoms are
+scored on the registered frame; the plain frame (truth only cropped) is reported beside it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+
+from voxelyte.errors import InputError
+from voxelyte.io import volume_voxel_size_um
+
+log = logging.getLogger(__name__)
+
+METHODS = ("trainable", "unsupervised")
+ANNOTATION_FORMATS = ("tiff", "zarr", "npy")
+#: Defaults of ``segment`` (the schema block ``stages.segment`` mirrors them).
+SEGMENT_DEFAULTS = {
+    "method": "trainable",
+    "channels": None,
+    "features_dim": "2d",
+    "sigma_min_px": 0.5,
+    "sigma_max_px": 6.0,
+    "num_sigma": 4,
+    "intensity": True,
+    "edges": True,
+    "texture": True,
+    "z_context": 2,
+    "n_estimators": 24,
+    "max_depth": 16,
+    "min_samples_leaf": 2,
+    "class_weight": "balanced",
+    "max_training_voxels": 60000,
+    "chunk_z": 16,
+    "bse_channel": "BSE",
+    "se_channel": "SE",
+    "unsupervised_smoothing_px": 0.7,
+    "se_pore_threshold_mad": 3.0,
+    "rim_max_width_px": 2,
+    "min_island_um3": 0.0,
+    "smoothing": "none",
+    "smoothing_radius_px": 1,
+    "scribble_slice_fraction": 0.03,
+    "scribble_strokes_per_class": 12,
+    "scribble_stroke_length_px": 80,
+    "scribble_width_px": 3,
+    "seed": 0,
+}
+UNLABELLED = 0
+INVALID = 255
+#: Types a saved model may contain (skops.io.load refuses anything else).
+TRUSTED_MODEL_TYPES = (
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "numpy.ndarray", "numpy.dtype", "numpy.float64", "numpy.int64", "numpy.intp",
+    "builtins.dict", "builtins.list", "builtins.str", "builtins.int", "builtins.float",
+)
+
+
+# --------------------------------------------------------------------------- parameters
+def resolve_params(params: dict) -> dict:
+    unknown = sorted(set(params) - set(SEGMENT_DEFAULTS))
+    if unknown:
+        raise InputError("unknown segment parameters", field="stages.segment",
+                         expected=f"keys of {sorted(SEGMENT_DEFAULTS)}", found=unknown)
+    p = {**SEGMENT_DEFAULTS, **params}
+    if p["method"] not in METHODS:
+        raise InputError("unknown segmentation method", field="stages.segment.method",
+                         expected=f"one of {METHODS}", found=p["method"])
+    if p["sigma_max_px"] < p["sigma_min_px"]:
+        raise InputError("sigma_max_px is below sigma_min_px", field="stages.segment.sigma_max_px",
+                         expected=f">= {p['sigma_min_px']}", found=p["sigma_max_px"])
+    return p
+
+
+def phase_map(phases: dict) -> dict[str, int]:
+    """Phase name -> label value from a sample's phase table (``{name: {label: v, ...}}`` or
+    ``{name: v}``)."""
+    return {name: int(v["label"] if isinstance(v, dict) else v) for name, v in phases.items()}
+
+
+def _channel_names(stack: xr.DataArray) -> list[str]:
+    return [str(c) for c in stack.coords["channel"].values] if "channel" in stack.coords \
+        else [str(i) for i in range(stack.sizes["channel"])]
+
+
+def _corrected_stack(corrected: xr.Dataset | xr.DataArray, sample=None) -> xr.DataArray:
+    stack = corrected["corrected"] if isinstance(corrected, xr.Dataset) else corrected
+    if stack.dims == ("z", "y", "x"):
+        stack = stack.expand_dims(channel=["image"])
+    if stack.dims != ("channel", "z", "y", "x"):
+        raise InputError("corrected volume has unexpected dimensions", sample=sample,
+                         field="corrected", expected="(channel, z, y, x)", found=stack.dims)
+    return stack
+
+
+def _pick_channels(stack: xr.DataArray, channels, sample=None) -> xr.DataArray:
+    if not channels:
+        return stack
+    names = _channel_names(stack)
+    missing = [c for c in channels if c not in names]
+    if missing:
+        raise InputError("channel not in the corrected volume", sample=sample,
+                         field="stages.segment.channels", expected=f"names from {names}",
+                         found=missing)
+    return stack.isel(channel=[names.index(c) for c in channels])
+
+
+# --------------------------------------------------------------------------- annotations
+def load_annotations(spec: dict, *, shape_zyx: tuple, phases: dict, sample: str | None = None,
+                     source: str | None = None) -> tuple[np.ndarray, dict]:
+    """Read a user's annotation volume and check it against the corrected volume and the
+    class table.
+
+    ``spec``: ``path`` (absolute or resolved), ``format`` (tiff | zarr | npy), ``dataset``
+    (zarr: array / variable name), ``slices`` (z indices of the annotated slices when the
+    file holds only those: shape (len(slices), Y, X)), ``classes``: class name ->
+    ``{value: 1..254, phase: <phase name>}``. Returns (annotation uint8 (z, y, x), 0 =
+    unlabelled; class table value -> {name, phase, label}). A value without a class, a file
+    without labelled voxels, a shape that is not the corrected volume's, or a class whose
+    phase is not in the phase table raise InputError."""
+    path = Path(spec["path"])
+    fmt = spec.get("format", "tiff")
+    src = source or str(path)
+    if fmt not in ANNOTATION_FORMATS:
+        raise InputError("unknown annotation format", sample=sample, source=src,
+                         field="annotations.format", expected=f"one of {ANNOTATION_FORMATS}",
+                         found=fmt)
+    if not path.exists():
+        raise InputError("annotation file not found", sample=sample, source=src,
+                         field="annotations.path", expected=f"an existing {fmt} file {path}",
+                         found="nothing")
+    try:
+        if fmt == "tiff":
+            import tifffile
+            data = tifffile.imread(path)
+        elif fmt == "npy":
+            data = np.load(path, allow_pickle=False)
+        else:
+            import zarr
+            node = zarr.open(str(path), mode="r")
+            name = spec.get("dataset")
+            if hasattr(node, "shape"):
+                data = node[...]
+            else:
+                if name is None:
+                    arrays = [k for k, _ in node.arrays()]
+                    if len(arrays) != 1:
+                        raise InputError("zarr annotation store holds several arrays",
+                                         sample=sample, source=str(path),
+                                         field="annotations.dataset",
+                                         expected=f"one of {arrays}", found=None)
+                    name = arrays[0]
+                data = node[name][...]
+    except InputError:
+        raise
+    except Exception as err:
+        raise InputError(f"annotation file not readable ({type(err).__name__}: {err})",
+                         sample=sample, source=str(path), field="annotations.path") from err
+    data = np.asarray(data)
+    if data.dtype.kind not in "iub":
+        raise InputError("annotations are not integer labels", sample=sample, source=str(path),
+                         field="annotations.path", expected="an integer label image",
+                         found=str(data.dtype))
+    if data.ndim == 2:
+        data = data[None]
+    slices = spec.get("slices")
+    shape_zyx = tuple(int(s) for s in shape_zyx)
+    if slices is not None:
+        want = (len(slices),) + shape_zyx[1:]
+        if data.shape != want:
+            raise InputError("annotation shape does not match the corrected volume",
+                             sample=sample, source=str(path), field="annotations.path",
+                             expected=f"{want} (the listed slices x corrected y, x)",
+                             found=data.shape)
+        bad = [z for z in slices if not 0 <= z < shape_zyx[0]]
+        if bad:
+            raise InputError("annotated slice index outside the volume", sample=sample,
+                             source=src, field="annotations.slices",
+                             expected=f"indices in [0, {shape_zyx[0]})", found=bad)
+        full = np.zeros(shape_zyx, dtype=np.uint8)
+        full[list(slices)] = _as_uint8_labels(data, sample, path)
+        data = full
+    elif data.shape != shape_zyx:
+        raise InputError("annotation shape does not match the corrected volume",
+                         sample=sample, source=str(path), field="annotations.path",
+                         expected=f"{shape_zyx} (corrected.zarr z, y, x)", found=data.shape)
+    else:
+        data = _as_uint8_labels(data, sample, path)
+    table = class_table(spec.get("classes") or {}, phases, sample=sample, source=src)
+    check_annotations(data, table, sample=sample, source=str(path))
+    return data, table
+
+
+def _as_uint8_labels(data: np.ndarray, sample, path) -> np.ndarray:
+    if data.size and (data.min() < 0 or data.max() > 254):
+        raise InputError("annotation values out of range", sample=sample, source=str(path),
+                         field="annotations.path", expected="values 0 (unlabelled) .. 254",
+                         found=[int(data.min()), int(data.max())])
+    return data.astype(np.uint8)
+
+
+def class_table(classes: dict, phases: dict, *, sample=None, source=None) -> dict[int, dict]:
+    """``{class name: {value, phase}}`` -> ``{value: {name, phase, label}}``, checked: values
+    1..254 and unique, phases in the phase table."""
+    labels = phase_map(phases)
+    table: dict[int, dict] = {}
+    if not classes:
+        raise InputError("no annotation classes given", sample=sample, source=source,
+                         field="annotations.classes",
+                         expected="class name -> {value, phase}", found=classes)
+    for name, entry in classes.items():
+        value, phase = int(entry["value"]), entry["phase"]
+        where = f"annotations.classes.{name}"
+        if not 1 <= value <= 254:
+            raise InputError("class value out of range", sample=sample, source=source,
+                             field=f"{where}.value", expected="1..254", found=value)
+        if value in table:
+            raise InputError("two classes share one value", sample=sample, source=source,
+                             field=f"{where}.value",
+                             expected=f"a value other than {value} (used by "
+                                      f"'{table[value]['name']}')", found=value)
+        if phase not in labels:
+            raise InputError("class mapped to a phase not in the phase table", sample=sample,
+                             source=source, field=f"{where}.phase",
+                             expected="one of " + ", ".join(labels), found=phase)
+        table[value] = {"name": str(name), "phase": phase, "label": labels[phase]}
+    return table
+
+
+def check_annotations(annotations: np.ndarray, table: dict, *, sample=None, source=None) -> dict:
+    """Labelled voxels per class; a value without a class or no labelled voxel raise."""
+    counts = np.bincount(annotations.ravel(), minlength=256)
+    present = [int(v) for v in np.flatnonzero(counts) if v != UNLABELLED]
+    unknown = [v for v in present if v not in table]
+    if unknown:
+        raise InputError("annotation holds a class value that is not in the class table",
+                         sample=sample, source=source, field="annotations.classes",
+                         expected=f"values {sorted(table)} (or 0 = unlabelled)",
+                         found=unknown)
+    if not present:
+        raise InputError("annotation has no labelled voxels", sample=sample, source=source,
+                         field="annotations.path",
+                         expected="voxels labelled with class values " + str(sorted(table)),
+                         found="only 0 (unlabelled)")
+    per_class = {table[v]["name"]: int(counts[v]) for v in sorted(table)}
+    missing = [name for name, n in per_class.items() if n == 0]
+    if len(present) < 2:
+        raise InputError("annotation labels only one class", sample=sample, source=source,
+                         field="annotations.path", expected=">= 2 classes with labelled voxels",
+                         found=per_class)
+    if missing:
+        log.warning("classes without labelled voxels (never predicted): %s", missing)
+    return per_class
+
+
+# --------------------------------------------------------------------------- features
+def feature_names(channels: list[str], p: dict) -> list[str]:
+    """Names of the feature columns, in the order ``slab_features`` returns them."""
+    sigmas = np.logspace(np.log2(p["sigma_min_px"]), np.log2(p["sigma_max_px"]),
+                         num=int(p["num_sigma"]), base=2, endpoint=True)
+    ndim = 2 if p["features_dim"] == "2d" else 3
+    names = []
+    for ch in channels:
+        for s in sigmas:
+            if p["intensity"]:
+                names.append(f"{ch} intensity s={s:.2f}")
+            if p["edges"]:
+                names.append(f"{ch} edges s={s:.2f}")
+            if p["texture"]:
+                names.extend(f"{ch} hessian eig{i} s={s:.2f}" for i in range(ndim))
+    if ndim == 2:
+        for ch in channels:
+            names.extend(f"{ch} intensity z{k:+d}" for k in _z_offsets(p))
+    return names
+
+
+def _z_offsets(p: dict) -> list[int]:
+    k = int(p["z_context"])
+    return [o for o in range(-k, k + 1) if o != 0]
+
+
+def _sigmas(p):
+    return dict(sigma_min=p["sigma_min_px"], sigma_max=p["sigma_max_px"],
+                num_sigma=int(p["num_sigma"]), intensity=p["intensity"], edges=p["edges"],
+                texture=p["texture"])
+
+
+def halo_slices(p: dict) -> int:
+    """Slices of context a chunk needs on each side in z."""
+    if p["features_dim"] == "3d":
+        return int(math.ceil(4 * p["sigma_max_px"]))
+    return int(p["z_context"])
+
+
+def slab_features(slab: np.ndarray, p: dict, lead: int, n_out: int) -> np.ndarray:
+    """Features (n_out, Y, X, F) float32 of slices ``lead .. lead + n_out`` of ``slab``
+    (C, Z, Y, X float32; ``lead`` context slices before, context after as available)."""
+    from skimage.feature import multiscale_basic_features
+
+    slab = np.nan_to_num(np.asarray(slab, dtype=np.float32), nan=0.0)
+    if p["features_dim"] == "3d":
+        f = multiscale_basic_features(np.moveaxis(slab, 0, -1), channel_axis=-1, workers=1,
+                                      **_sigmas(p))
+        return np.ascontiguousarray(f[lead:lead + n_out], dtype=np.float32)
+    nz = slab.shape[1]
+    offsets = _z_offsets(p)
+    sm = None
+    if offsets:
+        s = min(0.7, p["sigma_min_px"]) if p["sigma_min_px"] > 0 else 0.7
+        sm = np.stack([np.stack([ndimage.gaussian_filter(slab[c, z], s)
+                                 for z in range(nz)]) for c in range(slab.shape[0])])
+    out = []
+    for i in range(lead, lead + n_out):
+        f = multiscale_basic_features(np.moveaxis(slab[:, i], 0, -1), channel_axis=-1,
+                                      workers=1, **_sigmas(p))
+        if offsets:
+            ctx = [sm[c, min(max(i + o, 0), nz - 1)] for c in range(slab.shape[0])
+                   for o in offsets]
+            f = np.concatenate([f, np.stack(ctx, -1)], -1)
+        out.append(f.astype(np.float32, copy=False))
+    return np.stack(out)
+
+
+def _read_slab(data, z0: int, z1: int, halo: int) -> tuple[np.ndarray, int]:
+    """Slices [z0 - halo, z1 + halo) of a (C, Z, Y, X) array (numpy or dask), clipped at the
+    volume's ends, and the number of leading context slices."""
+    nz = data.shape[1]
+    a, b = max(0, z0 - halo), min(nz, z1 + halo)
+    slab = data[:, a:b]
+    if isinstance(slab, da.Array):
+        slab = slab.compute(scheduler="synchronous")
+    return np.asarray(slab, dtype=np.float32), z0 - a
+
+
+# --------------------------------------------------------------------------- model
+@dataclass
+class TrainedModel:
+    """A fitted forest with what it needs to be applied again."""
+    forest: object
+    class_values: list[int]            # forest classes (annotation values)
+    class_labels: list[int]            # phase label of each class
+    phase_labels: list[int]            # distinct phase labels, column order of the phase probs
+    channels: list[str]
+    params: dict                       # feature parameters
+    n_training_voxels: dict = field(default_factory=dict)
+    feature_importance: dict = field(default_factory=dict)
+
+    def merge_matrix(self) -> np.ndarray:
+        """(n_classes, n_phases) 0/1: phase probability = class probabilities @ M."""
+        m = np.zeros((len(self.class_values), len(self.phase_labels)), dtype=np.float32)
+        for i, lab in enumerate(self.class_labels):
+            m[i, self.phase_labels.index(lab)] = 1.0
+        return m
+
+
+FEATURE_KEYS = ("features_dim", "sigma_min_px", "sigma_max_px", "num_sigma", "intensity",
+                "edges", "texture", "z_context")
+
+
+def train_classifier(stack: xr.DataArray, annotations: np.ndarray, table: dict, p: dict,
+                     *, n_jobs: int = 1) -> TrainedModel:
+    """Fit a random forest on the features of the annotated voxels (annotation != 0): only the
+    annotated slices' features are computed. At most ``max_training_voxels`` voxels, drawn per
+    class in proportion to the class counts with the seed (every class keeps >= 1 %)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    data = stack.data
+    zs = np.flatnonzero(np.any(annotations != UNLABELLED, axis=(1, 2)))
+    halo = halo_slices(p)
+    rng = np.random.default_rng([int(p["seed"]), 11])
+    counts = np.bincount(annotations.ravel(), minlength=256)
+    counts[UNLABELLED] = 0
+    total = int(counts.sum())
+    cap = int(p["max_training_voxels"])
+    keep_fraction = {v: 1.0 if total <= cap else max(cap * max(counts[v] / total, 0.01)
+                                                      / counts[v], 0.0)
+                     for v in table if counts[v]}
+    X, y = [], []
+    for z in zs:
+        slab, lead = _read_slab(data, int(z), int(z) + 1, halo)
+        f = slab_features(slab, p, lead, 1)[0]
+        ann = annotations[z]
+        for v, frac in keep_fraction.items():
+            idx = np.flatnonzero(ann.ravel() == v)
+            if frac < 1.0:
+                idx = idx[rng.random(idx.size) < frac]
+            X.append(f.reshape(-1, f.shape[-1])[idx])
+            y.append(np.full(idx.size, v, dtype=np.uint8))
+    X = np.concatenate(X)
+    y = np.concatenate(y)
+    forest = RandomForestClassifier(
+        n_estimators=int(p["n_estimators"]), max_depth=p["max_depth"],
+        min_samples_leaf=int(p["min_samples_leaf"]), max_features="sqrt",
+        class_weight=p["class_weight"], random_state=int(p["seed"]), n_jobs=n_jobs)
+    forest.fit(X, y)
+    forest.set_params(n_jobs=1)  # prediction parallelises over chunks instead
+    class_values = [int(v) for v in forest.classes_]
+    class_labels = [table[v]["label"] for v in class_values]
+    phase_labels = sorted(set(class_labels))
+    names = feature_names(_channel_names(stack), p)
+    importance = {n: float(w) for n, w in zip(names, forest.feature_importances_)}
+    return TrainedModel(
+        forest=forest, class_values=class_values, class_labels=class_labels,
+        phase_labels=phase_labels, channels=_channel_names(stack),
+        params={k: p[k] for k in FEATURE_KEYS},
+        n_training_voxels={table[v]["name"]: int((y == v).sum()) for v in class_values},
+        feature_importance=importance)
+
+
+def _predict_chunk(data, model: TrainedModel, z0: int, z1: int, halo: int):
+    slab, lead = _read_slab(data, z0, z1, halo)
+    f = slab_features(slab, model.params, lead, z1 - z0)
+    shape = f.shape[:3]
+    merge = model.merge_matrix()
+    probs = model.forest.predict_proba(f.reshape(-1, f.shape[-1])).astype(np.float32) @ merge
+    best = probs.argmax(axis=1)
+    labels = np.asarray(model.phase_labels, dtype=np.uint8)[best].reshape(shape)
+    conf = np.rint(255 * probs[np.arange(best.size), best]).astype(np.uint8).reshape(shape)
+    return labels, conf
+
+
+def predict(stack: xr.DataArray, model: TrainedModel, *, chunk_z: int = 16,
+            num_workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Apply a trained model chunk-wise over z (dask delayed tasks, ``num_workers`` threads):
+    (labels uint8 (z, y, x), confidence uint8 = round(255 p))."""
+    data = stack.data
+    nz, ny, nx = stack.shape[1:]
+    halo = halo_slices(model.params)
+    labels = np.empty((nz, ny, nx), dtype=np.uint8)
+    conf = np.empty((nz, ny, nx), dtype=np.uint8)
+    bounds = [(z, min(z + chunk_z, nz)) for z in range(0, nz, chunk_z)]
+    tasks = [dask.delayed(_predict_chunk)(data, model, a, b, halo) for a, b in bounds]
+    results = dask.compute(*tasks, scheduler="threads", num_workers=num_workers)
+    for (a, b), (lab, cf) in zip(bounds, results):
+        labels[a:b], conf[a:b] = lab, cf
+    return labels, conf
+
+
+def save_model(model: TrainedModel, path) -> None:
+    """Save with skops (``skops.io.dump``): a zip of JSON schema + numpy arrays, loadable
+    without unpickling arbitrary objects. Metadata (classes, channels, feature parameters) in
+    a JSON sidecar ``<path>.json``."""
+    import skops.io as sio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    sio.dump(model.forest, tmp)
+    tmp.replace(path)
+    meta = {"format": "skops", "class_values": model.class_values,
+            "class_labels": model.class_labels, "phase_labels": model.phase_labels,
+            "channels": model.channels, "params": model.params,
+            "n_training_voxels": model.n_training_voxels}
+    Path(str(path) + ".json").write_text(json.dumps(meta, indent=2))
+
+
+def save_thresholds(thresholds: dict, path) -> None:
+    """The unsupervised "model": its thresholds (a dict of numbers and text), in the same skops
+    format as a forest, so every segmentation leaves one model file."""
+    import skops.io as sio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    sio.dump({"method": "unsupervised", **thresholds}, tmp)
+    tmp.replace(path)
+
+
+def load_model(path) -> TrainedModel:
+    """Load a model written by ``save_model``; only the types in ``TRUSTED_MODEL_TYPES`` are
+    accepted (anything else raises InputError, nothing is executed)."""
+    import skops.io as sio
+
+    path = Path(path)
+    untrusted = sio.get_untrusted_types(file=path)
+    bad = [t for t in untrusted if t not in TRUSTED_MODEL_TYPES]
+    if bad:
+        raise InputError("model file holds types that are not trusted", source=str(path),
+                         expected=f"only {TRUSTED_MODEL_TYPES}", found=bad)
+    forest = sio.load(path, trusted=untrusted)
+    meta = json.loads(Path(str(path) + ".json").read_text())
+    return TrainedModel(forest=forest, class_values=meta["class_values"],
+                        class_labels=meta["class_labels"], phase_labels=meta["phase_labels"],
+                        channels=meta["channels"], params=meta["params"],
+                        n_training_voxels=meta.get("n_training_voxels", {}))
+
+
+# --------------------------------------------------------------------------- unsupervised
+def _sample_values(data: np.ndarray, n: int, rng) -> np.ndarray:
+    flat = data.ravel()
+    flat = flat[np.isfinite(flat)]
+    if flat.size > n:
+        flat = flat[rng.choice(flat.size, n, replace=False)]
+    return flat
+
+
+def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, middle: int,
+                      high: int, bright: np.ndarray, threshold: float, max_width_px: int = 2,
+                      gradient_threshold: float | None = None,
+                      max_iterations: int = 1) -> tuple[np.ndarray, int]:
+    """Gradient-aware removal of the false middle-phase rim that a global threshold leaves
+    between the darkest (``low``) and brightest (``high``) phase (Cooper et al. 2022: the
+    blurred low-high edge passes through the middle grey level).
+
+    A middle voxel belongs to a rim when the middle layer there is at most ``max_width_px``
+    thick, ``t = d_low + d_high - 1 <= max_width_px + 0.5`` (``rim_thickness``), and it sits
+    on an intensity gradient above ``gradient_threshold`` (default: the 25th percentile of the
+    gradient over the middle phase: flat middle regions are real). It goes to the nearer outer
+    phase; at equal distance to ``high`` if its intensity ``bright`` >= ``threshold``, else to
+    ``low``. Repeated until no rim voxel is left (at most ``max_iterations``). Returns (labels,
+    number of voxels relabelled)."""
+    out = labels.copy()
+    if max_width_px < 1:
+        return out, 0
+    if gradient_threshold is None and (out == middle).any():
+        gradient_threshold = float(np.percentile(gradient[out == middle], 25))
+    total = 0
+    for _ in range(max_iterations):
+        mid = out == middle
+        if not mid.any() or not (out == low).any() or not (out == high).any():
+            break
+        d_low = ndimage.distance_transform_edt(out != low)
+        d_high = ndimage.distance_transform_edt(out != high)
+        rim = mid & (d_low + d_high - 1.0 <= max_width_px + 0.5) \
+            & (gradient > gradient_threshold)
+        n = int(rim.sum())
+        if n == 0:
+            break
+        to_high = rim & ((d_high < d_low) | ((d_high == d_low) & (bright >= threshold)))
+        out[to_high] = high
+        out[rim & ~to_high] = low
+        total += n
+    return out, total
+
+
+def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_order=None,
+                         sample=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Unsupervised segmentation of a BSE + SE volume into (darkest, middle, brightest) phases
+    (default pore, SE, CAM).
+
+    1. Both channels Gaussian-smoothed (``unsupervised_smoothing_px``).
+    2. Solid phases: multi-Otsu on BSE with one class per solid phase (here 2: Otsu), middle
+       below, brightest above the threshold. Pores do not form a BSE class of their own:
+       shine-through makes them look like the material behind them.
+    3. Pores from the SE (topography) channel: the SE detector brightens pore edges. The SE
+       value is standardised against the SE level of its BSE class,
+       ``r = (SE - median_class) / (1.4826 MAD_class)``; ``r > se_pore_threshold_mad`` marks
+       pore edges, whose holes (the darker pore interior) are filled per slice.
+    4. ``remove_middle_rim`` (gradient-aware) relabels the false middle-phase rim left where
+       the brightest and the darkest phase meet.
+    Returns (labels, confidence uint8, info)."""
+    from skimage.filters import threshold_multiotsu
+
+    names = _channel_names(stack)
+    for key in ("bse_channel", "se_channel"):
+        if p[key] not in names:
+            raise InputError("channel for unsupervised segmentation not found", sample=sample,
+                             field=f"stages.segment.{key}", expected=f"one of {names}",
+                             found=p[key])
+    labels_of = phase_map(phases)
+    if phase_order is None:
+        phase_order = ["pore", "SE", "CAM"] if {"pore", "SE", "CAM"} <= set(labels_of) \
+            else sorted(labels_of, key=labels_of.get)
+    if len(phase_order) != 3:
+        raise InputError("unsupervised segmentation separates three phases", sample=sample,
+                         field="phases", expected="3 phases (pore, middle, brightest)",
+                         found=list(labels_of))
+    low, middle, high = (labels_of[n] for n in phase_order)
+    s = float(p["unsupervised_smoothing_px"])
+    bse = np.asarray(stack.isel(channel=names.index(p["bse_channel"])).values, np.float32)
+    se = np.asarray(stack.isel(channel=names.index(p["se_channel"])).values, np.float32)
+    if s > 0:
+        bse = ndimage.gaussian_filter(bse, s)
+        se = ndimage.gaussian_filter(se, s)
+    rng = np.random.default_rng([int(p["seed"]), 12])
+    t_bse = float(threshold_multiotsu(_sample_values(bse, 2_000_000, rng), classes=2)[0])
+    bright = bse >= t_bse
+    r = np.empty_like(se)
+    stats = {}
+    for name, where in (("bright", bright), ("middle", ~bright)):
+        vals = _sample_values(se[where], 2_000_000, rng)
+        med = float(np.median(vals)) if vals.size else 0.0
+        mad = float(np.median(np.abs(vals - med))) * 1.4826 if vals.size else 1.0
+        r[where] = (se[where] - med) / (mad or 1.0)
+        stats[name] = {"se_median": med, "se_mad_scaled": mad}
+    edges = r > float(p["se_pore_threshold_mad"])
+    pore = np.stack([ndimage.binary_fill_holes(sl) for sl in edges])
+    labels = np.where(bright, high, middle).astype(np.uint8)
+    labels[pore] = low
+    # confidence: distance to the BSE threshold relative to half the gap of the class medians
+    centres = [float(np.median(_sample_values(bse[w], 200_000, rng))) if w.any() else t_bse
+               for w in (~bright, bright)]
+    half_gap = abs(centres[1] - centres[0]) / 2 or 1.0
+    conf = np.rint(255 * (0.5 + 0.5 * np.clip(np.abs(bse - t_bse) / half_gap, 0, 1)))
+    conf = conf.astype(np.uint8)
+    conf[pore] = np.rint(255 * (0.5 + 0.5 * np.clip(
+        (r[pore] - p["se_pore_threshold_mad"]) / p["se_pore_threshold_mad"], 0, 1)))
+    gradient = ndimage.gaussian_gradient_magnitude(bse, 1.0)
+    level_mid = 0.5 * (float(np.median(bse[labels == low])) if (labels == low).any() else 0.0) \
+        + 0.5 * centres[1]
+    rim_before = rim_thickness(labels, low=low, middle=middle, high=high)
+    labels, n_relabelled = remove_middle_rim(
+        labels, gradient, low=low, middle=middle, high=high, bright=bse,
+        threshold=float(level_mid), max_width_px=int(p["rim_max_width_px"]))
+    info = {"bse_threshold": t_bse, "se_class_levels": stats,
+            "se_pore_threshold_mad": float(p["se_pore_threshold_mad"]),
+            "phase_order_dark_to_bright": list(phase_order),
+            "rim_threshold_bse": float(level_mid),
+            "rim_voxels_relabelled": n_relabelled,
+            "sandwiched_middle_voxels_before": int(rim_before.size),
+            "sandwiched_middle_voxels_after": int(rim_thickness(
+                labels, low=low, middle=middle, high=high).size)}
+    return labels, conf, info
+
+
+def rim_thickness(labels: np.ndarray, *, low: int, middle: int, high: int,
+                  truth: np.ndarray | None = None, reach_px: float = 3.0) -> np.ndarray:
+    """Thickness (voxels) of the middle-phase rim at each middle voxel lying between the outer
+    phases: ``t = d_low + d_high - 1`` (Euclidean distances to the nearest ``low`` and ``high``
+    voxel of ``labels``, both <= ``reach_px``): 1 for a one-voxel rim (1.41 across a corner),
+    2 for a two-voxel rim. With ``truth``, only voxels at a true low-high contact count: the
+    truth has both ``low`` and ``high`` but no ``middle`` voxel in their 3x3x3 neighbourhood
+    (any middle label there is a false rim)."""
+    mid = labels == middle
+    if not mid.any() or not (labels == low).any() or not (labels == high).any():
+        return np.zeros(0)
+    d_low = ndimage.distance_transform_edt(labels != low)
+    d_high = ndimage.distance_transform_edt(labels != high)
+    sel = mid & (d_low <= reach_px) & (d_high <= reach_px)
+    if truth is not None:
+        cube = np.ones((3,) * truth.ndim, dtype=bool)
+        sel &= ~ndimage.binary_dilation(truth == middle, cube) & (truth != INVALID)
+        sel &= ndimage.binary_dilation(truth == low, cube)
+        sel &= ndimage.binary_dilation(truth == high, cube)
+    return (d_low + d_high - 1.0)[sel]
+
+
+# --------------------------------------------------------------------------- post-processing
+def min_island_voxels(min_island_um3, phases: dict, voxel_size_um) -> dict[int, int]:
+    """Minimum island size per phase label in voxels: ``ceil(V_min / (vz vy vx))``."""
+    voxel_um3 = float(np.prod(voxel_size_um))
+    labels = phase_map(phases)
+    if isinstance(min_island_um3, dict):
+        unknown = sorted(set(min_island_um3) - set(labels))
+        if unknown:
+            raise InputError("minimum island size given for a phase not in the phase table",
+                             field="stages.segment.min_island_um3",
+                             expected="phases " + ", ".join(labels), found=unknown)
+        values = {labels[n]: float(v) for n, v in min_island_um3.items()}
+    else:
+        values = {v: float(min_island_um3 or 0.0) for v in labels.values()}
+    return {lab: int(math.ceil(v / voxel_um3 - 1e-9)) for lab, v in values.items() if v > 0}
+
+
+def remove_small_islands(labels: np.ndarray, min_voxels: dict[int, int]) -> tuple[np.ndarray, dict]:
+    """Face-connected components of phase ``v`` with fewer than ``min_voxels[v]`` voxels take
+    the most frequent label among their face neighbours outside the island (phases in label
+    order; a relabelled island may merge into a neighbour). Returns (labels, {label: (islands,
+    voxels) relabelled})."""
+    out = labels.copy()
+    report = {}
+    for value in sorted(min_voxels):
+        n_min = min_voxels[value]
+        if n_min <= 1:
+            continue
+        comp, n = ndimage.label(out == value)
+        if n == 0:
+            report[int(value)] = {"islands": 0, "voxels": 0}
+            continue
+        sizes = np.bincount(comp.ravel())
+        small = np.flatnonzero(sizes < n_min)
+        small = small[small > 0]
+        n_vox = 0
+        boxes = ndimage.find_objects(comp)
+        struct = ndimage.generate_binary_structure(labels.ndim, 1)
+        for idx in small:
+            box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in boxes[idx - 1])
+            island = comp[box] == idx
+            shell = ndimage.binary_dilation(island, struct) & ~island
+            neighbours = out[box][shell]
+            neighbours = neighbours[neighbours != value]
+            if neighbours.size == 0:
+                continue
+            out[box][island] = np.bincount(neighbours).argmax()
+            n_vox += int(island.sum())
+        report[int(value)] = {"islands": int(small.size), "voxels": n_vox}
+        del comp
+    return out, report
+
+
+def smooth_labels(labels: np.ndarray, method: str = "majority", radius_px: int = 1) -> np.ndarray:
+    """``majority``: each voxel takes the most frequent label in its (2r+1)^3 box (ties keep
+    the voxel's label); ``median``: median filter of the label values (only meaningful when the
+    label order follows a physical order); ``none``: unchanged."""
+    if method == "none" or radius_px < 1:
+        return labels
+    size = 2 * int(radius_px) + 1
+    if method == "median":
+        return ndimage.median_filter(labels, size=size, mode="nearest")
+    if method != "majority":
+        raise InputError("unknown smoothing", field="stages.segment.smoothing",
+                         expected="none, majority or median", found=method)
+    values = np.unique(labels)
+    best = np.zeros(labels.shape, dtype=np.float32)
+    out = labels.copy()
+    own = np.zeros(labels.shape, dtype=np.float32)
+    counts = {}
+    for v in values:
+        c = ndimage.uniform_filter((labels == v).astype(np.float32), size=size, mode="nearest")
+        counts[int(v)] = c
+        own[labels == v] = c[labels == v]
+    for v, c in counts.items():
+        win = c > best + 1e-6
+        out[win] = v
+        best = np.maximum(best, c)
+    keep = own >= best - 1e-6
+    out[keep] = labels[keep]
+    return out
+
+
+# --------------------------------------------------------------------------- phantoms
+def truth_in_registered_frame(truth: xr.Dataset, estimated_drift_px: np.ndarray,
+                              coords: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth labels in the registered frame and in the plain frame, both on ``coords``
+    (corrected.zarr's z, y, x in µm).
+
+    Registration shifted raw slice z by ``-e_z`` (e the estimated drift), the raw slice being
+    the truth shifted by ``+d_z`` (``voxelyte.phantom.DRIFT_CONVENTION``): the registered slice
+    shows the truth shifted by ``d_z - e_z``. Each truth slice is shifted by that residual
+    (nearest neighbour; voxels from outside the truth become 255 = not scored), then the
+    corrected volume's coords are picked. Plain frame: the truth at the same coords, not
+    shifted. Returns (registered-frame truth, plain-frame truth), uint8."""
+    labels = np.asarray(truth["labels"].values)
+    true = np.stack([np.asarray(truth["drift_dy_px"].values),
+                     np.asarray(truth["drift_dx_px"].values)], axis=1)
+    est = np.asarray(estimated_drift_px, dtype=np.float64)
+    if est.shape != true.shape:
+        raise InputError("drift table does not match the ground truth", field="drift",
+                         expected=f"{true.shape[0]} slices", found=est.shape[0])
+    index = {}
+    for axis in ("z", "y", "x"):
+        t = np.asarray(truth[axis].values, dtype=np.float64)
+        c = np.asarray(coords[axis], dtype=np.float64)
+        step = t[1] - t[0] if t.size > 1 else 1.0
+        idx = np.rint((c - t[0]) / step).astype(int)
+        if idx.min() < 0 or idx.max() >= t.size or np.abs(t[idx] - c).max() > 0.01 * abs(step):
+            raise InputError("corrected volume coords are not on the ground-truth grid",
+                             field=axis, expected="coords of the ground truth",
+                             found=[float(c.min()), float(c.max())])
+        index[axis] = idx
+    residual = true - est
+    reg = np.empty((index["z"].size, index["y"].size, index["x"].size), dtype=np.uint8)
+    for i, z in enumerate(index["z"]):
+        moved = ndimage.shift(labels[z], residual[z], order=0, mode="constant", cval=INVALID)
+        reg[i] = moved[np.ix_(index["y"], index["x"])]
+    plain = labels[np.ix_(index["z"], index["y"], index["x"])]
+    return reg, plain
+
+
+def phantom_scribbles(truth: np.ndarray, phases: dict, *, slice_fraction: float = 0.03,
+                      strokes_per_class: int = 12, stroke_length_px: int = 80,
+                      width_px: int = 3, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Sparse scribble annotations drawn from ground-truth labels (standing in for a user's
+    napari strokes): on ``max(1, floor(slice_fraction * nz))`` evenly spread slices (seeded
+    jitter), for each phase ``strokes_per_class`` strokes of at most ``stroke_length_px``
+    pixels along the 2D medial axis (skeleton) of the phase, widened to ``width_px`` but kept
+    inside the phase; truth voxels marked 255 (outside the scored frame) are never labelled.
+    Class values are phase label + 1 (0 = unlabelled). Returns (annotations uint8, class table
+    {name: {value, phase}})."""
+    from skimage.morphology import skeletonize
+
+    labels_of = phase_map(phases)
+    nz = truth.shape[0]
+    n_slices = max(1, int(math.floor(slice_fraction * nz)))
+    rng = np.random.default_rng([int(seed), 21])
+    edges = np.linspace(0, nz, n_slices + 1)
+    zs = sorted({int(min(nz - 1, math.floor(a + rng.uniform(0.25, 0.75) * (b - a))))
+                 for a, b in zip(edges[:-1], edges[1:])})
+    ann = np.zeros(truth.shape, dtype=np.uint8)
+    struct8 = np.ones((3, 3), dtype=bool)
+    for z in zs:
+        sl = truth[z]
+        for name, lab in labels_of.items():
+            mask = (sl == lab)
+            if not mask.any():
+                continue
+            # two kinds of strokes, as a user draws them: along the middle of a region
+            # (medial axis) and tracing its edge just inside (the phase's boundary pixels)
+            inner_edge = mask & ~ndimage.binary_erosion(mask, border_value=1)
+            n_mid = (strokes_per_class + 1) // 2
+            for path, n_strokes in ((skeletonize(mask), n_mid),
+                                    (inner_edge, strokes_per_class - n_mid)):
+                comp, n = ndimage.label(path, structure=struct8)
+                if n == 0 or n_strokes == 0:
+                    continue
+                sizes = np.bincount(comp.ravel())[1:]
+                # prefer long paths (a stroke follows a region), random among equals
+                order = rng.permutation(n)
+                order = order[np.argsort(-sizes[order], kind="stable")]
+                for ci in order[:n_strokes]:
+                    pts = np.argwhere(comp == ci + 1)
+                    if pts.shape[0] > stroke_length_px:
+                        # a connected piece: the path pixels nearest a random start
+                        start = pts[rng.integers(pts.shape[0])]
+                        d = np.abs(pts - start).max(axis=1)
+                        pts = pts[np.argsort(d, kind="stable")[:stroke_length_px]]
+                    stroke = np.zeros_like(mask)
+                    stroke[pts[:, 0], pts[:, 1]] = True
+                    if width_px > 1:
+                        stroke = ndimage.binary_dilation(stroke, iterations=width_px // 2)
+                    stroke &= mask
+                    ann[z][stroke & (ann[z] == 0)] = lab + 1
+    ann[truth == INVALID] = UNLABELLED
+    table = {name: {"value": lab + 1, "phase": name} for name, lab in labels_of.items()}
+    return ann, table
+
+
+def score(labels: np.ndarray, truth: np.ndarray, phases: dict) -> dict:
+    """IoU per phase, confusion matrix (rows truth, columns prediction; counts and row-
+    normalised), volume fractions and their errors (percentage points) on the voxels where the
+    truth is valid (!= 255)."""
+    labels_of = phase_map(phases)
+    names = sorted(labels_of, key=labels_of.get)
+    valid = truth != INVALID
+    t = truth[valid].astype(np.int64)
+    pr = labels[valid].astype(np.int64)
+    k = max(labels_of.values()) + 1
+    cm_full = np.bincount(t * k + np.minimum(pr, k - 1), minlength=k * k).reshape(k, k)
+    vals = [labels_of[n] for n in names]
+    cm = cm_full[np.ix_(vals, vals)]
+    n = int(valid.sum())
+    iou, vf_pred, vf_true, vf_err = {}, {}, {}, {}
+    for i, name in enumerate(names):
+        tp = cm[i, i]
+        union = cm[i, :].sum() + cm[:, i].sum() - tp
+        iou[name] = float(tp / union) if union else float("nan")
+        vf_true[name] = float(cm[i, :].sum() / n)
+        vf_pred[name] = float(cm[:, i].sum() / n)
+        vf_err[name] = 100.0 * (vf_pred[name] - vf_true[name])
+    rows = cm.sum(axis=1, keepdims=True)
+    return {"phases": names, "iou": iou, "confusion_matrix": cm.tolist(),
+            "confusion_matrix_row_normalised": (cm / np.maximum(rows, 1)).round(6).tolist(),
+            "volume_fraction_truth": vf_true, "volume_fraction_predicted": vf_pred,
+            "volume_fraction_error_pp": vf_err, "voxels_scored": n}
+
+
+# --------------------------------------------------------------------------- the stage
+def volume_fractions(labels: np.ndarray, phases: dict) -> dict:
+    counts = np.bincount(labels.ravel(), minlength=256)
+    return {name: float(counts[v] / labels.size) for name, v in phase_map(phases).items()}
+
+
+def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | None = None,
+            classes: dict | None = None, sample: str | None = None, num_workers: int = 1,
+            **params) -> tuple[xr.Dataset, dict, TrainedModel | None]:
+    """The segment stage: corrected.zarr's dataset -> (Dataset ``labels`` uint8 and
+    ``confidence`` uint8 (z, y, x) with the corrected coords, info dict, trained model or None).
+
+    ``annotations`` (uint8 (z, y, x), 0 unlabelled) and ``classes`` (value -> {name, phase,
+    label}, ``class_table``) are needed by ``method: trainable``. ``params``: keys of
+    ``SEGMENT_DEFAULTS``."""
+    p = resolve_params(params)
+    labels_of = phase_map(phases)
+    stack = _pick_channels(_corrected_stack(corrected, sample), p["channels"], sample)
+    voxel = volume_voxel_size_um(corrected)
+    timings = {}
+    info: dict = {"method": p["method"], "channels": _channel_names(stack)}
+    model = None
+    t0 = time.perf_counter()
+    if p["method"] == "trainable":
+        if annotations is None or not classes:
+            raise InputError("trainable segmentation needs annotations", sample=sample,
+                             field="annotations",
+                             expected="an 'annotations' entry (path, format, classes) in the "
+                                      "sample file, or stages.segment.method: unsupervised",
+                             found=None)
+        if annotations.shape != tuple(stack.shape[1:]):
+            raise InputError("annotation shape does not match the corrected volume",
+                             sample=sample, field="annotations",
+                             expected=tuple(stack.shape[1:]), found=annotations.shape)
+        per_class = check_annotations(annotations, classes, sample=sample)
+        stack_data = stack.data
+        if isinstance(stack_data, da.Array):
+            stack = stack.copy(data=stack_data.rechunk({0: -1, 2: -1, 3: -1}))
+        model = train_classifier(stack, annotations, classes, p, n_jobs=num_workers)
+        timings["train_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        labels, conf = predict(stack, model, chunk_z=int(p["chunk_z"]), num_workers=num_workers)
+        timings["predict_s"] = time.perf_counter() - t1
+        info.update({
+            "classes": {v["name"]: {"value": int(k), "phase": v["phase"]}
+                        for k, v in classes.items()},
+            "annotated_voxels": per_class,
+            "annotated_slices": int(np.any(annotations != 0, axis=(1, 2)).sum()),
+            "annotated_fraction": float(np.count_nonzero(annotations) / annotations.size),
+            "training_voxels": model.n_training_voxels,
+            "features": feature_names(model.channels, p),
+            "feature_importance_top10": dict(sorted(model.feature_importance.items(),
+                                                    key=lambda kv: -kv[1])[:10]),
+            "forest": {k: p[k] for k in ("n_estimators", "max_depth", "min_samples_leaf",
+                                         "class_weight", "seed")},
+        })
+    else:
+        labels, conf, extra = unsupervised_segment(stack, phases, p, sample=sample)
+        timings["threshold_s"] = time.perf_counter() - t0
+        info["unsupervised"] = extra
+    info["volume_fraction_raw"] = volume_fractions(labels, phases)
+
+    t2 = time.perf_counter()
+    min_vox = min_island_voxels(p["min_island_um3"], phases, voxel)
+    names_of = {v: n for n, v in labels_of.items()}
+    labels, islands = remove_small_islands(labels, min_vox)
+    info["islands_removed"] = {names_of.get(k, str(k)): dict(v, min_voxels=min_vox[k])
+                               for k, v in islands.items()}
+    for name, v in info["islands_removed"].items():
+        log.info("islands of %s below %d voxels: %d islands, %d voxels relabelled", name,
+                 v["min_voxels"], v["islands"], v["voxels"])
+    if p["smoothing"] != "none":
+        before = labels
+        labels = smooth_labels(labels, p["smoothing"], int(p["smoothing_radius_px"]))
+        info["smoothing_changed_voxels"] = int(np.count_nonzero(before != labels))
+        log.info("%s smoothing (r = %d px) changed %d voxels", p["smoothing"],
+                 p["smoothing_radius_px"], info["smoothing_changed_voxels"])
+    timings["postprocess_s"] = time.perf_counter() - t2
+    info["volume_fraction"] = volume_fractions(labels, phases)
+    info["timings_s"] = timings
+    info["phase_map"] = labels_of
+
+    coords = {d: stack.coords[d] for d in ("z", "y", "x")}
+    ds = xr.Dataset(
+        {"labels": (("z", "y", "x"), labels,
+                    {"description": "phase label per voxel (uint8); phases: name -> label",
+                     "phases": labels_of}),
+         "confidence": (("z", "y", "x"), conf,
+                        {"description": "certainty of the chosen phase, uint8: p = value / 255 "
+                                        "(trainable: summed random-forest probability of the "
+                                        "phase; unsupervised: threshold-distance heuristic)"})},
+        coords=coords,
+        attrs={"phases": labels_of, "voxel_size_um": list(voxel), "method": p["method"],
+               "sample": sample or corrected.attrs.get("sample", "")})
+    for d in ("z", "y", "x"):
+        ds[d].attrs["units"] = "um"
+    chunk_z = int(p["chunk_z"])
+    ds = ds.chunk({"z": chunk_z, "y": -1, "x": -1})
+    return ds, info, model
+
+
+# --------------------------------------------------------------------------- QC
+def qc_figure(corrected: xr.Dataset, labels: xr.Dataset, info: dict, path, *,
+              truth: np.ndarray | None = None) -> None:
+    """QC figure (PNG): orthogonal slices (xy, xz, yz through the centre) of each channel and
+    of the labels drawn over the first channel, per-phase volume fractions, confidence
+    histogram. With ``truth``, the truth's central xy slice beside the labels'."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    stack = _corrected_stack(corrected)
+    names = _channel_names(stack)
+    lab = labels["labels"]
+    conf = np.asarray(labels["confidence"].values)
+    nz, ny, nx = lab.shape
+    cuts = {"xy": dict(z=nz // 2), "xz": dict(y=ny // 2), "yz": dict(x=nx // 2)}
+    phases = info["phase_map"]
+    order = sorted(phases, key=phases.get)
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+    lut = np.zeros((256, 4))
+    for i, name in enumerate(order):
+        lut[phases[name]] = matplotlib.colors.to_rgba(colours[i % len(colours)], 0.45)
+    n_rows = len(names) + 1 + (truth is not None)
+    fig, axes = plt.subplots(n_rows, 4, figsize=(16, 3.6 * n_rows))
+    for r, ch in enumerate(names):
+        for c, (cut, sel) in enumerate(cuts.items()):
+            img = np.asarray(stack.isel(channel=r, **sel).values, dtype=np.float32)
+            axes[r, c].imshow(img, cmap="gray", interpolation="nearest", aspect="auto")
+            axes[r, c].set_title(f"{ch} {cut}")
+    first = names[0]
+    for c, (cut, sel) in enumerate(cuts.items()):
+        img = np.asarray(stack.isel(channel=0, **sel).values, dtype=np.float32)
+        axes[len(names), c].imshow(img, cmap="gray", interpolation="nearest", aspect="auto")
+        axes[len(names), c].imshow(lut[np.asarray(lab.isel(**sel).values)],
+                                   interpolation="nearest", aspect="auto")
+        axes[len(names), c].set_title(f"labels over {first} {cut}")
+    if truth is not None:
+        tz = truth[nz // 2].astype(np.int64)
+        axes[-1, 0].imshow(lut[np.minimum(tz, 255)][..., :3], interpolation="nearest")
+        axes[-1, 0].set_title("ground truth xy (registered frame)")
+        axes[-1, 1].imshow(lut[np.asarray(lab.isel(z=nz // 2).values)][..., :3],
+                           interpolation="nearest")
+        axes[-1, 1].set_title("labels xy")
+        err = (np.asarray(lab.isel(z=nz // 2).values) != truth[nz // 2]) \
+            & (truth[nz // 2] != INVALID)
+        axes[-1, 2].imshow(err, cmap="gray_r", interpolation="nearest")
+        axes[-1, 2].set_title("misclassified xy")
+        axes[-1, 3].axis("off")
+    ax = axes[0, 3]
+    vf = info["volume_fraction"]
+    ax.bar(order, [vf[n] for n in order], color=[colours[i % 6] for i in range(len(order))])
+    if "score_registered_frame" in info:
+        tv = info["score_registered_frame"]["volume_fraction_truth"]
+        ax.plot(order, [tv[n] for n in order], "k_", markersize=30, label="truth")
+        ax.legend()
+    ax.set_ylabel("volume fraction")
+    ax.set_title("volume fractions")
+    ax = axes[1, 3] if n_rows > 1 else axes[0, 3]
+    ax.hist(conf.ravel() / 255.0, bins=50, range=(0, 1), color="0.4")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("voxels")
+    ax.set_yscale("log")
+    ax.set_title("confidence histogram")
+    for r in range(2, n_rows - (truth is not None)):
+        axes[r, 3].axis("off")
+    fig.suptitle(f"segmentation ({info['method']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,335 @@
+"""Tests for voxelyte.segmentation: trainable and unsupervised segmentation of a rendered
+phantom (shine-through, noise, shading, curtains, drift; registered and corrected like the
+workflow does) scored against its ground truth in the registered frame; the middle-phase rim
+artefact on an analytic blurred edge; annotation errors; island removal and smoothing on
+hand-made volumes; the saved model."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import ndimage
+
+from voxelyte import config, io, phantom, preprocess, registration
+from voxelyte import segmentation as seg
+from voxelyte.errors import InputError
+
+PHASES = {"pore": {"label": 0}, "CAM": {"label": 1}, "SE": {"label": 2}}
+#: the demo's BM10 phantom (config/samples/BM10.yaml) on a shorter stack: same particle sizes,
+#: field, voxel size and rendering; 80 slices -> scribbles on 2 slices (3 %)
+PHANTOM = {"seed": 10, "shape_zyx": [80, 160, 160], "cam_d50_um": 2.5, "se_d50_um": 3.7}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """Phantom -> ingest -> register -> preprocess (stage defaults), and its ground truth in
+    the registered frame."""
+    out = tmp_path_factory.mktemp("segphantom")
+    phantom.write_phantom(out, PHANTOM, "P")
+    sample = config.load_sample(out / "sample.yaml")
+    raw = io.read_raw_stack(sample.inputs, sample="P", voxel_size_um=sample.voxel_size_um)
+    registered, drift = registration.register(raw.to_dataset())
+    corrected = preprocess.preprocess(registered).compute()
+    truth = io.open_volume(out / "ground_truth.zarr")
+    coords = {a: corrected["corrected"].coords[a].values for a in "zyx"}
+    truth_reg, truth_plain = seg.truth_in_registered_frame(
+        truth, drift[["dy_px", "dx_px"]].to_numpy(), coords)
+    return {"corrected": corrected, "truth_reg": truth_reg, "truth_plain": truth_plain,
+            "dir": out}
+
+
+@pytest.fixture(scope="module")
+def trainable(rendered):
+    ann, table = seg.phantom_scribbles(rendered["truth_reg"], PHASES)
+    classes = seg.class_table(table, PHASES)
+    labels, info, model = seg.segment(rendered["corrected"], phases=PHASES, annotations=ann,
+                                      classes=classes, num_workers=2)
+    return {"labels": labels, "info": info, "model": model, "annotations": ann,
+            "classes": classes}
+
+
+def _artefact_dir(tmp_path_factory) -> Path:
+    folder = os.environ.get("VOXELYTE_TEST_ARTEFACTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("artefacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- phantom scores
+def test_scribbles_are_sparse_and_true(rendered, trainable):
+    ann, truth = trainable["annotations"], rendered["truth_reg"]
+    annotated_slices = np.flatnonzero(ann.any(axis=(1, 2)))
+    assert 1 <= annotated_slices.size <= 0.03 * ann.shape[0]
+    assert np.count_nonzero(ann) < 0.002 * ann.size              # a few strokes, not a mask
+    labelled = ann > 0
+    np.testing.assert_array_equal(ann[labelled] - 1, truth[labelled])  # value = phase + 1
+    assert set(np.unique(ann[labelled])) == {1, 2, 3}              # every phase has strokes
+
+
+def test_trainable_meets_cam_se_iou_and_volume_fractions(rendered, trainable,
+                                                         tmp_path_factory, record_property):
+    """Acceptance: IoU >= 0.95 for CAM and SE and volume fractions within 1 percentage point
+    of the ground truth, on the registered frame; the confusion matrix goes to an artefact."""
+    labels = trainable["labels"]["labels"].values
+    score = seg.score(labels, rendered["truth_reg"], PHASES)
+    plain = seg.score(labels, rendered["truth_plain"], PHASES)
+    artefact = _artefact_dir(tmp_path_factory) / "segmentation_phantom_scores.json"
+    artefact.write_text(json.dumps({"registered_frame": score, "plain_frame": plain,
+                                    "phantom": PHANTOM}, indent=2))
+    record_property("segmentation_scores", str(artefact))
+    print("confusion matrix (rows truth pore/CAM/SE):", score["confusion_matrix"], artefact)
+    assert score["iou"]["CAM"] >= 0.95, score
+    assert score["iou"]["SE"] >= 0.95, score
+    for phase, error in score["volume_fraction_error_pp"].items():
+        assert abs(error) <= 1.0, (phase, score)
+    # the registered frame is the right one to score: the drifted plain frame scores lower
+    assert plain["iou"]["CAM"] < score["iou"]["CAM"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known: the phantom's pores are crevices 1-2 voxels thick (over 90 % of pore voxels touch "
+    "a solid), blurred (0.8 px) and noisy; boundary voxels limit the pore IoU to ~0.6-0.75, "
+    "also for a forest trained on dense ground-truth slices"))
+def test_trainable_pore_iou_reaches_085(rendered, trainable):
+    score = seg.score(trainable["labels"]["labels"].values, rendered["truth_reg"], PHASES)
+    assert score["iou"]["pore"] >= 0.85
+
+
+def test_labels_dataset_contract(rendered, trainable):
+    ds = trainable["labels"]
+    corrected = rendered["corrected"]["corrected"]
+    assert ds["labels"].dims == ("z", "y", "x") and ds["labels"].dtype == np.uint8
+    assert ds["confidence"].dtype == np.uint8
+    for axis in "zyx":
+        np.testing.assert_array_equal(ds[axis].values, corrected[axis].values)
+    assert ds.attrs["phases"] == {"pore": 0, "CAM": 1, "SE": 2}
+    assert set(np.unique(ds["labels"].values)) <= {0, 1, 2}
+    # confidence is the forest's probability of the chosen phase: >= 1/3 for 3 phases
+    assert ds["confidence"].values.min() >= np.floor(255 / 3)
+    assert trainable["info"]["volume_fraction"] == pytest.approx(
+        seg.volume_fractions(ds["labels"].values, PHASES))
+
+
+def test_prediction_does_not_depend_on_chunking(rendered, trainable):
+    stack = rendered["corrected"]["corrected"]
+    a, ca = seg.predict(stack, trainable["model"], chunk_z=7, num_workers=1)
+    b, cb = seg.predict(stack, trainable["model"], chunk_z=80, num_workers=2)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ca, cb)
+    np.testing.assert_array_equal(a, trainable["labels"]["labels"].values)
+
+
+def test_model_round_trip_and_untrusted_file(rendered, trainable, tmp_path):
+    path = tmp_path / "model.skops"
+    seg.save_model(trainable["model"], path)
+    loaded = seg.load_model(path)
+    stack = rendered["corrected"]["corrected"].isel(z=slice(30, 40))
+    np.testing.assert_array_equal(seg.predict(stack, loaded)[0],
+                                  seg.predict(stack, trainable["model"])[0])
+    # a skops file holding a type outside the forest's is refused, not loaded
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    sio.dump(FunctionTransformer(np.exp), tmp_path / "evil.skops")
+    (tmp_path / "evil.skops.json").write_text((Path(str(path) + ".json")).read_text())
+    with pytest.raises(InputError, match="not trusted"):
+        seg.load_model(tmp_path / "evil.skops")
+
+
+def test_unsupervised_scores_and_no_middle_rim_at_cam_pore_contacts(rendered, tmp_path_factory):
+    """Unsupervised mode on the same phantom: IoU reported (artefact); at true CAM-pore
+    contacts no SE rim of two voxels is left (thickness d_pore + d_CAM - 1 in (1.5, 2.5]),
+    while without the rim removal the global thresholds leave many."""
+    truth = rendered["truth_reg"]
+    labels, info, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised")
+    kept, _, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised",
+                             rim_max_width_px=0)
+    score = seg.score(labels["labels"].values, truth, PHASES)
+    rim = seg.rim_thickness(labels["labels"].values, low=0, middle=2, high=1, truth=truth)
+    rim0 = seg.rim_thickness(kept["labels"].values, low=0, middle=2, high=1, truth=truth)
+    two_thick = lambda t: int(((t > 1.5) & (t <= 2.5)).sum())  # noqa: E731
+    artefact = _artefact_dir(tmp_path_factory) / "segmentation_unsupervised_scores.json"
+    artefact.write_text(json.dumps({"registered_frame": score, "unsupervised": info[
+        "unsupervised"], "rim_voxels_2_thick": two_thick(rim),
+        "rim_voxels_2_thick_without_removal": two_thick(rim0)}, indent=2))
+    print("unsupervised IoU", score["iou"], artefact)
+    assert two_thick(rim0) > 100          # the artefact is there without the removal
+    assert two_thick(rim) == 0
+    assert rim.size < 0.5 * rim0.size
+    assert score["iou"]["CAM"] > 0.8 and score["iou"]["SE"] > 0.8   # still a segmentation
+
+
+# --------------------------------------------------------------------------- analytic rim
+def test_global_thresholds_leave_a_rim_that_removal_takes_away():
+    """Cooper et al.: a blurred edge between the brightest (1.0) and darkest (0.0) phase
+    crosses the middle grey level (0.5), so thresholds at 0.25 / 0.75 label a middle-phase
+    rim; the removal gives each rim voxel to the nearer outer phase."""
+    z, y, x = np.mgrid[:20, :40, :40]
+    sphere = (z - 10) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 < 8 ** 2     # bright in dark
+    image = ndimage.gaussian_filter(sphere.astype(np.float32), 1.2)
+    labels = np.where(image > 0.75, 1, np.where(image > 0.25, 2, 0)).astype(np.uint8)
+    truth = np.where(sphere, 1, 0).astype(np.uint8)
+    before = seg.rim_thickness(labels, low=0, middle=2, high=1, truth=truth)
+    assert before.size > 0 and before.max() > 1.5        # a rim thicker than one voxel
+    grad = ndimage.gaussian_gradient_magnitude(image, 1.0)
+    cleaned, n = seg.remove_middle_rim(labels, grad, low=0, middle=2, high=1, bright=image,
+                                       threshold=0.5, max_width_px=2, gradient_threshold=0.0)
+    assert n == int((labels == 2).sum())
+    assert not (cleaned == 2).any()
+    # each rim voxel went to the nearer side: the sphere's volume is kept within a shell
+    assert abs(int((cleaned == 1).sum()) - int(sphere.sum())) < 0.1 * sphere.sum()
+
+
+def test_rim_removal_keeps_thick_middle_regions():
+    """A real middle-phase slab (10 voxels) between bright and dark is no rim."""
+    labels = np.zeros((4, 30, 30), np.uint8)
+    labels[:, :, 10:20] = 2
+    labels[:, :, 20:] = 1
+    grad = np.ones(labels.shape, np.float32)
+    cleaned, n = seg.remove_middle_rim(labels, grad, low=0, middle=2, high=1,
+                                       bright=labels.astype(np.float32), threshold=0.5,
+                                       gradient_threshold=0.0)
+    assert n == 0
+    np.testing.assert_array_equal(cleaned, labels)
+
+
+# --------------------------------------------------------------------------- annotations
+def _write_annotations(tmp_path, array, fmt="npy"):
+    path = tmp_path / f"ann.{'tif' if fmt == 'tiff' else fmt}"
+    if fmt == "tiff":
+        import tifffile
+        tifffile.imwrite(path, array)
+    else:
+        np.save(path, array)
+    return path
+
+
+CLASSES = {"active": {"value": 1, "phase": "CAM"}, "electrolyte": {"value": 2, "phase": "SE"},
+           "pore_edge": {"value": 3, "phase": "pore"}, "pore_deep": {"value": 4, "phase": "pore"}}
+
+
+def test_annotations_load_and_merge_classes(tmp_path):
+    ann = np.zeros((5, 8, 9), np.uint8)
+    ann[1, 2, 2:5] = [1, 2, 3]
+    ann[3, 4, 4] = 4
+    path = _write_annotations(tmp_path, ann, "tiff")
+    data, table = seg.load_annotations({"path": str(path), "format": "tiff",
+                                        "classes": CLASSES}, shape_zyx=(5, 8, 9),
+                                       phases=PHASES, sample="S")
+    np.testing.assert_array_equal(data, ann)
+    assert table[3]["label"] == table[4]["label"] == 0          # both pore classes -> pore
+    # a file of the annotated slices only, placed by `slices`
+    path = _write_annotations(tmp_path, ann[[1, 3]])
+    data, _ = seg.load_annotations({"path": str(path), "format": "npy", "slices": [1, 3],
+                                    "classes": CLASSES}, shape_zyx=(5, 8, 9), phases=PHASES)
+    np.testing.assert_array_equal(data, ann)
+
+
+def test_annotation_with_a_class_not_in_the_table_is_a_clear_error(tmp_path):
+    ann = np.zeros((5, 8, 9), np.uint8)
+    ann[1, 2, 2:6] = [1, 2, 3, 7]
+    path = _write_annotations(tmp_path, ann)
+    with pytest.raises(InputError, match=r"sample 'S'.*not in the class table.*found \[7\]"):
+        seg.load_annotations({"path": str(path), "format": "npy", "classes": CLASSES},
+                             shape_zyx=(5, 8, 9), phases=PHASES, sample="S")
+
+
+def test_annotation_without_labelled_voxels_is_a_clear_error(tmp_path):
+    path = _write_annotations(tmp_path, np.zeros((5, 8, 9), np.uint8))
+    with pytest.raises(InputError, match=r"sample 'S'.*no labelled voxels"):
+        seg.load_annotations({"path": str(path), "format": "npy", "classes": CLASSES},
+                             shape_zyx=(5, 8, 9), phases=PHASES, sample="S")
+
+
+def test_annotation_shape_mismatch_is_a_clear_error(tmp_path):
+    ann = np.ones((5, 8, 10), np.uint8)
+    path = _write_annotations(tmp_path, ann)
+    with pytest.raises(InputError, match=r"shape does not match.*\(5, 8, 9\).*\(5, 8, 10\)"):
+        seg.load_annotations({"path": str(path), "format": "npy", "classes": CLASSES},
+                             shape_zyx=(5, 8, 9), phases=PHASES, sample="S")
+    with pytest.raises(InputError, match="annotation file not found"):
+        seg.load_annotations({"path": str(tmp_path / "none.npy"), "format": "npy",
+                              "classes": CLASSES}, shape_zyx=(5, 8, 9), phases=PHASES)
+
+
+def test_annotation_class_table_is_checked_in_the_sample_file(tmp_path):
+    import yaml
+
+    sample = {"inputs": [{"name": "BSE", "format": "tiff", "path": "bse.tif"}],
+              "phases": {"pore": {"label": 0}, "CAM": {"label": 1}},
+              "annotations": {"path": "ann.tif",
+                              "classes": {"a": {"value": 1, "phase": "CAM"},
+                                          "b": {"value": 2, "phase": "SE"}}}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sample))
+    with pytest.raises(InputError, match=r"annotations.classes.b.phase.*found 'SE'"):
+        config.load_sample(tmp_path / "s.yaml", check_files=False)
+    sample["annotations"]["classes"]["b"] = {"value": 1, "phase": "pore"}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sample))
+    with pytest.raises(InputError, match="two classes share one value"):
+        config.load_sample(tmp_path / "s.yaml", check_files=False)
+
+
+def test_trainable_without_annotations_names_the_fix(rendered):
+    with pytest.raises(InputError, match="needs annotations.*method: unsupervised"):
+        seg.segment(rendered["corrected"], phases=PHASES, sample="P")
+
+
+# --------------------------------------------------------------------------- post-processing
+def test_islands_below_the_minimum_volume_are_relabelled():
+    labels = np.ones((10, 10, 10), np.uint8)
+    labels[2, 2, 2:6] = 0          # 4 voxels = 0.004 um3 at 0.1 um
+    labels[6:8, 6:9, 6] = 0        # 6 voxels
+    n_min = seg.min_island_voxels({"pore": 0.005}, PHASES, (0.1, 0.1, 0.1))
+    assert n_min == {0: 5}
+    out, report = seg.remove_small_islands(labels, n_min)
+    assert report[0] == {"islands": 1, "voxels": 4}
+    assert (out[2, 2, 2:6] == 1).all() and (out[6:8, 6:9, 6] == 0).all()
+    with pytest.raises(InputError, match="min_island_um3"):
+        seg.min_island_voxels({"Pt": 0.1}, PHASES, (0.1, 0.1, 0.1))
+
+
+def test_majority_smoothing_flips_lone_voxels_and_keeps_flat_interfaces():
+    labels = np.zeros((9, 9, 9), np.uint8)
+    labels[:, :, 5:] = 1
+    expected = labels.copy()
+    labels[4, 4, 2] = 2            # a lone voxel inside phase 0
+    out = seg.smooth_labels(labels, "majority", 1)
+    np.testing.assert_array_equal(out, expected)
+
+
+# --------------------------------------------------------------------------- frames
+def test_truth_in_registered_frame_follows_the_drift_convention():
+    """registered[z](y) = raw[z](y + e) = truth[z](y + e - d): integer drifts make it exact."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=(3, 20, 24)).astype(np.uint8)
+    true = np.array([[0, 0], [2, -1], [3, 1]], float)
+    est = np.array([[0, 0], [1, -1], [3, 3]], float)
+    vs = 0.1
+    coords = {a: (np.arange(n) + 0.5) * vs for a, n in zip("zyx", labels.shape)}
+    truth = xr.Dataset({"labels": (("z", "y", "x"), labels),
+                        "drift_dy_px": ("z", true[:, 0]), "drift_dx_px": ("z", true[:, 1])},
+                       coords=coords)
+    crop = {"z": coords["z"], "y": coords["y"][3:17], "x": coords["x"][4:20]}
+    reg, plain = seg.truth_in_registered_frame(truth, est, crop)
+    assert reg.shape == plain.shape == (3, 14, 16)
+    for z in range(3):
+        res = true[z] - est[z]
+        for iy, y in enumerate(range(3, 17)):
+            for ix, x in enumerate(range(4, 20)):
+                sy, sx = int(y - res[0]), int(x - res[1])
+                want = labels[z, sy, sx] if 0 <= sy < 20 and 0 <= sx < 24 else seg.INVALID
+                assert reg[z, iy, ix] == want
+    np.testing.assert_array_equal(plain, labels[:, 3:17, 4:20])
+
+
+def test_score_confusion_matrix_and_iou():
+    truth = np.array([0, 0, 1, 1, 1, 2, 2, 255], np.uint8)
+    pred = np.array([0, 1, 1, 1, 2, 2, 2, 0], np.uint8)
+    s = seg.score(pred, truth, PHASES)
+    assert s["phases"] == ["pore", "CAM", "SE"]
+    assert s["confusion_matrix"] == [[1, 1, 0], [0, 2, 1], [0, 0, 2]]
+    assert s["iou"] == {"pore": 0.5, "CAM": 0.5, "SE": pytest.approx(2 / 3)}
+    assert s["volume_fraction_error_pp"]["pore"] == pytest.approx(100 * (1 / 7 - 2 / 7))
+    assert s["voxels_scored"] == 7

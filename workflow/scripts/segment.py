@@ -1,0 +1,96 @@
+"""Snakemake adapter: segment corrected.zarr into labels.zarr (voxelyte.segmentation)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from voxelyte import io, provenance, scripting, segmentation
+
+
+def main(smk, log):
+    sample = smk.wildcards.sample
+    in_store = Path(smk.input.corrected).parent      # inputs/outputs name the stores' zarr.json
+    out_store = Path(smk.output.labels).parent
+    corrected = io.open_volume(in_store, sample=sample)
+    stage = dict(smk.params.stage)
+    phases = smk.params.phases
+    stack = corrected["corrected"]
+    shape = tuple(stack.shape[1:])
+    inputs = {"corrected": in_store}
+    annotations = classes = truth_reg = truth_plain = None
+
+    if smk.params.is_phantom:
+        truth_store = Path(smk.input.truth).parent
+        drift = pd.read_csv(smk.input.drift)
+        truth_reg, truth_plain = segmentation.truth_in_registered_frame(
+            io.open_volume(truth_store, sample=sample), drift[["dy_px", "dx_px"]].to_numpy(),
+            {axis: stack.coords[axis].values for axis in ("z", "y", "x")})
+        inputs.update(truth=truth_store, drift=smk.input.drift)
+        if stage["method"] == "trainable":
+            annotations, table = segmentation.phantom_scribbles(
+                truth_reg, phases, slice_fraction=stage["scribble_slice_fraction"],
+                strokes_per_class=stage["scribble_strokes_per_class"],
+                stroke_length_px=stage["scribble_stroke_length_px"],
+                width_px=stage["scribble_width_px"], seed=stage["seed"])
+            classes = segmentation.class_table(table, phases, sample=sample)
+            log.info("%s: phantom scribbles on %d slices, %d voxels (registered frame)", sample,
+                     int(np.any(annotations > 0, axis=(1, 2)).sum()),
+                     int(np.count_nonzero(annotations)))
+    elif smk.params.annotations and stage["method"] == "trainable":
+        spec = smk.params.annotations
+        annotations, classes = segmentation.load_annotations(
+            spec, shape_zyx=shape, phases=phases, sample=sample)
+        inputs["annotations"] = spec["path"]
+
+    labels, info, model = segmentation.segment(
+        corrected, phases=phases, annotations=annotations, classes=classes, sample=sample,
+        num_workers=smk.threads, **stage)
+    info = {"sample": sample, **info}
+    if truth_reg is not None:
+        predicted = np.asarray(labels["labels"].values)
+        info["score_registered_frame"] = segmentation.score(predicted, truth_reg, phases)
+        info["score_plain_frame"] = segmentation.score(predicted, truth_plain, phases)
+        info["scoring"] = (
+            "segmentation scored on the registered frame: each ground-truth slice shifted by "
+            "the drift residual the registration left (true - estimated, nearest neighbour), "
+            "cropped to corrected.zarr's coords; voxels shifted in from outside the truth are "
+            "not scored. score_plain_frame: the truth only cropped (registration error "
+            "included).")
+        lab = segmentation.phase_map(phases)
+        if {"pore", "SE", "CAM"} <= set(lab):
+            rim = segmentation.rim_thickness(predicted, low=lab["pore"], middle=lab["SE"],
+                                             high=lab["CAM"], truth=truth_reg)
+            info["false_se_rim_at_true_cam_pore_contacts"] = {
+                "voxels": int(rim.size),
+                "max_thickness_voxels": float(rim.max()) if rim.size else 0.0,
+                "voxels_thicker_than_1": int((rim > 1.5).sum()),
+                "voxels_2_thick": int(((rim > 1.5) & (rim <= 2.5)).sum()),
+                "definition": "SE voxels between CAM and pore (both within 3 voxels) where the "
+                              "truth has no SE in the 3x3x3 neighbourhood; thickness "
+                              "d_pore + d_CAM - 1 (1: one voxel, 1.41: across a corner)"}
+        s = info["score_registered_frame"]
+        log.info("%s: IoU %s; volume-fraction error (pp) %s", sample,
+                 {k: round(v, 4) for k, v in s["iou"].items()},
+                 {k: round(v, 3) for k, v in s["volume_fraction_error_pp"].items()})
+    log.info("%s: %s segmentation, volume fractions %s, timings %s", sample, info["method"],
+             {k: round(v, 4) for k, v in info["volume_fraction"].items()}, info["timings_s"])
+
+    Path(smk.output.summary).parent.mkdir(parents=True, exist_ok=True)
+    if model is not None:
+        segmentation.save_model(model, smk.output.model)
+    else:
+        segmentation.save_thresholds(info.get("unsupervised", {}), smk.output.model)
+    segmentation.qc_figure(corrected, labels, info, smk.output.qc, truth=truth_reg)
+    record = provenance.make_record(
+        rule=smk.rule, sample=sample, inputs=inputs,
+        outputs=[out_store, smk.output.summary, smk.output.qc, smk.output.model],
+        params=dict(stage, annotations=smk.params.annotations),
+        config_hash=smk.params.config_hash, repo_dir=Path(smk.scriptdir).parents[1])
+    labels.attrs["provenance"] = record
+    io.write_zarr_atomic(labels, out_store, num_workers=smk.threads)
+    provenance.write_json_atomic(info, smk.output.summary)
+    provenance.write_json_atomic(record, smk.output.record)
+
+
+scripting.run(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)
