@@ -1,15 +1,18 @@
-"""Tortuosity factor of the TauFactor TF500 benchmark volume: voxelyte (AMG-CG) vs TauFactor CPU.
+"""Tortuosity factor of the TauFactor TF500 benchmark volume: voxelyte vs TauFactor 2 CPU.
 
     python benchmarks/transport_taufactor.py --tiff SCRATCH/TF-500x500x500-1x2x6-v3.tiff \
-        [--sizes 100 200] [--axes 0] [--threads 2] [--tools voxelyte taufactor] [--float32]
+        [--sizes 200 300] [--axes 0] [--full] [--threads 2] [--tools voxelyte taufactor] \
+        [--method gmg|sa] [--rtol 1e-7] [--out rows.json]
 
 Unzip ``taufactor-TF500-benchmark.tiff.zip`` (shared data) to a scratch folder outside the
-repository first. Each case (tool × leading-corner crop n³ × array axis) runs in its own child
-process, which reports τ of the 255 phase, wall time (solve incl. setup, excl. reading the tiff),
-iterations and its peak RSS (getrusage ru_maxrss) as one JSON line. Both tools get the same thread
-count (OMP/MKL/numba threads, torch.set_num_threads). Published overconverged τ of the full volume:
-1.1513, 1.3905, 4.2431 (array axis 0 is the 4.2431 direction). TauFactor solves along the first
-array axis, so its input is transposed for other axes.
+repository first. Side by side: each case (tool × leading-corner crop n³ × array axis) runs in its
+own child process with the same thread count (OMP/MKL/numba threads, torch.set_num_threads).
+``--full``: voxelyte alone on the whole 500³ volume, all three directions in one process (the
+cluster labelling is shared), with the overconverged published τ (1.1513, 1.3905, 4.2431 for array
+axes 2, 1, 0) beside it. Each child reports τ of the 255 phase (τ = φ·σ_bulk/σ_eff, not squared),
+wall time (solve incl. setup, excl. reading the tiff and excl. numba's one-off compilation), iterations and its peak RSS
+(getrusage ru_maxrss, the whole process) as one JSON line. TauFactor solves along the first array
+axis, so its input is transposed for other axes.
 """
 from __future__ import annotations
 
@@ -21,52 +24,84 @@ import subprocess
 import sys
 import time
 
+PUBLISHED_TAU = {0: 4.2431, 1: 1.3905, 2: 1.1513}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 
 def _child(args) -> None:
     import numpy as np
     import tifffile
 
     vol = tifffile.imread(args.tiff)
-    n = args.size
+    n = args.size or vol.shape[0]
     crop = np.ascontiguousarray(vol[:n, :n, :n] == 255)
     del vol
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
+    phi = float(crop.mean())
+    base_rss = _peak_rss_mb()
+    axes = [int(a) for a in args.axis.split(",")]
+    rows = []
     if args.tool == "voxelyte":
-        from voxelyte.transport import tortuosity
-        r = tortuosity(crop.view(np.uint8), 1, (1, 1, 1), args.axis, rtol=args.rtol,
-                       dtype=np.float32 if args.float32 else np.float64)
-        out = {"tau": r["tortuosity_factor"], "iterations": r["iterations"],
-               "relative_residual": r["relative_residual"],
-               "current_imbalance_rel": r["current_imbalance_rel"]}
+        from voxelyte.conduction import effective_conductivities
+        # compile / load the numba kernels on a tiny volume first (not timed)
+        effective_conductivities(np.ones((16, 16, 16), np.uint8), (1, 1, 1), axes,
+                                 preconditioner=args.method)
+        t0 = time.perf_counter()
+        res = effective_conductivities(crop.view(np.uint8), (1, 1, 1), axes, rtol=args.rtol,
+                                       preconditioner=args.method)
+        total = time.perf_counter() - t0
+        for r in res.values():
+            a = "zyx".index(r["axis"])
+            rows.append({"axis": a, "tau": phi / r["sigma_eff_S_cm"],
+                         "iterations": r["iterations"], "relative_residual": r["relative_residual"],
+                         "seconds": r["assemble_time_s"] + r["setup_time_s"] + r["solve_time_s"],
+                         "current_imbalance_rel": r["current_imbalance_rel"]})
+        rows.append({"axis": "all", "seconds": total})
     else:
-        import torch
         import taufactor
+        import torch
         torch.set_num_threads(args.threads)
-        img = np.moveaxis(crop, args.axis, 0).astype(np.uint8)
-        solver = taufactor.Solver(np.ascontiguousarray(img), device="cpu")
-        tau = solver.solve(verbose=False)
-        out = {"tau": float(np.asarray(tau).ravel()[0]), "iterations": getattr(solver, "iter", None)}
-    out.update(seconds=time.perf_counter() - t0,
-               peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               rss_before_solve_mb=base_rss / 1024)
-    print(json.dumps(out), flush=True)
+        for a in axes:
+            t0 = time.perf_counter()
+            img = np.ascontiguousarray(np.moveaxis(crop, a, 0)).astype(np.uint8)
+            solver = taufactor.Solver(img, device="cpu")
+            tau = solver.solve(verbose=False)
+            rows.append({"axis": a, "tau": float(np.asarray(tau).ravel()[0]),
+                         "iterations": getattr(solver, "iter", None),
+                         "seconds": time.perf_counter() - t0})
+    for r in rows:
+        r.update(peak_rss_mb=_peak_rss_mb(), rss_before_solve_mb=base_rss, phi=phi)
+    print(json.dumps(rows), flush=True)
+
+
+def _run(args, tool, n, axes, env):
+    cmd = [sys.executable, __file__, "--child", "--tiff", args.tiff, "--tool", tool,
+           "--size", str(n), "--axis", ",".join(str(a) for a in axes), "--threads",
+           str(args.threads), "--rtol", str(args.rtol), "--method", args.method]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        print(f"{tool} {n} {axes} failed:\n{proc.stderr[-2000:]}", flush=True)
+        return []
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tiff", required=True)
-    p.add_argument("--sizes", type=int, nargs="+", default=[100, 200])
+    p.add_argument("--sizes", type=int, nargs="*", default=[200, 300])
     p.add_argument("--axes", type=int, nargs="+", default=[0])
+    p.add_argument("--full", action="store_true", help="voxelyte on the full volume, 3 axes")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tools", nargs="+", default=["voxelyte", "taufactor"])
+    p.add_argument("--method", default="gmg", help="voxelyte preconditioner: gmg, sa, rs")
     p.add_argument("--rtol", type=float, default=1e-7)
-    p.add_argument("--float32", action="store_true")
     p.add_argument("--out")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--tool", help=argparse.SUPPRESS)
-    p.add_argument("--size", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--axis", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--axis", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         _child(args)
@@ -75,10 +110,19 @@ def main() -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(args.threads)
     rows = []
-    print(f"{'tool':10s} {'n':>4s} {'axis':>4s} {'tau':>9s} {'time_s':>8s} {'iter':>6s} "
-          f"{'peak_RSS_MB':>11s}", flush=True)
+    head = (f"{'tool':10s} {'n':>4s} {'axis':>4s} {'tau':>8s} {'published':>9s} {'time_s':>8s} "
+            f"{'iter':>5s} {'peak_RSS_MB':>11s} {'speed-up':>8s}")
+    print(head, flush=True)
+
+    def show(tool, n, r, published="", speedup=""):
+        tau = f"{r['tau']:8.4f}" if "tau" in r else " " * 8
+        print(f"{tool:10s} {n:4d} {str(r['axis']):>4s} {tau} {published:>9s} "
+              f"{r['seconds']:8.1f} {str(r.get('iterations', '')):>5s} "
+              f"{r['peak_rss_mb']:11.0f} {speedup:>8s}", flush=True)
+
     for n in args.sizes:
         for axis in args.axes:
+            done = {}
             for tool in args.tools:
                 if tool == "taufactor":
                     try:
@@ -86,18 +130,27 @@ def main() -> None:
                     except ImportError:
                         print("taufactor not installed: skipped", flush=True)
                         continue
-                cmd = [sys.executable, __file__, "--child", "--tiff", args.tiff, "--tool", tool,
-                       "--size", str(n), "--axis", str(axis), "--threads", str(args.threads),
-                       "--rtol", str(args.rtol)] + (["--float32"] if args.float32 else [])
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                if proc.returncode:
-                    print(f"{tool} {n} {axis} failed:\n{proc.stderr[-2000:]}", flush=True)
-                    continue
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
-                r.update(tool=tool, n=n, axis=axis, threads=args.threads)
-                rows.append(r)
-                print(f"{tool:10s} {n:4d} {axis:4d} {r['tau']:9.4f} {r['seconds']:8.1f} "
-                      f"{str(r['iterations']):>6s} {r['peak_rss_mb']:11.0f}", flush=True)
+                out = [r for r in _run(args, tool, n, [axis], env) if r["axis"] != "all"]
+                for r in out:
+                    r.update(tool=tool, n=n, threads=args.threads)
+                    rows.append(r)
+                    done[tool] = r
+            for tool, r in done.items():
+                speed = ""
+                if tool == "voxelyte" and "taufactor" in done:
+                    speed = f"{done['taufactor']['seconds'] / r['seconds']:.1f}x"
+                show(tool, n, r, speedup=speed)
+    if args.full:
+        out = _run(args, "voxelyte", 0, [0, 1, 2], env)
+        for r in out:
+            r.update(tool="voxelyte", n=500, threads=args.threads)
+            rows.append(r)
+            pub = PUBLISHED_TAU.get(r["axis"])
+            if pub is not None:
+                r["deviation_from_published_rel"] = r["tau"] / pub - 1
+                show("voxelyte", 500, r, f"{pub:.4f}")
+            else:
+                show("voxelyte", 500, r)
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(rows, fh, indent=1)

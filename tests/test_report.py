@@ -119,11 +119,12 @@ def coords(shape, voxel=0.1):
     return {a: (np.arange(n) + 0.5) * voxel for a, n in zip("zyx", shape)}
 
 
-def fabricate_partial(study_dir: Path, sample: str, *, transport: bool = False) -> Path:
+def fabricate_partial(study_dir: Path, sample: str, *, transport: bool = False,
+                      shape=(24, 32, 32)) -> Path:
     """A sample folder with only ingest and descriptors (optionally transport) results, written
     by the library functions the stages use, with their provenance records and benchmarks."""
     folder = study_dir / sample
-    labels = synthetic_labels()
+    labels = synthetic_labels(shape)
     raw = (labels.astype(np.uint16) * 900 + 500)[None].repeat(2, axis=0)
     ds = xr.Dataset({"raw": (("channel", "z", "y", "x"), raw)},
                     coords={"channel": ["BSE", "SE"], **coords(labels.shape)})
@@ -238,8 +239,8 @@ def test_segmentation_and_transport_numbers_are_shown_as_written(tmp_path):
     from voxelyte import segmentation
 
     study = tmp_path / "tr"
-    folder = fabricate_partial(study, "T1", transport=True)
-    truth = synthetic_labels()
+    folder = fabricate_partial(study, "T1", transport=True, shape=(16, 20, 20))
+    truth = synthetic_labels((16, 20, 20))
     predicted = truth.copy()
     predicted[::3, ::4, ::5] = 2                                # some voxels wrongly SE
     info = {"sample": "T1", "method": "test",
@@ -264,6 +265,32 @@ def test_segmentation_and_transport_numbers_are_shown_as_written(tmp_path):
         for axis in per_axis:
             assert ("tortuosity", phase, axis, "tortuosity_factor") in shown
     assert ("kappa", "ionic", "kappa_exp") in shown and ("kappa", "ionic", "kappa_sim") in shown
+    assert_cells_equal_artefacts(pg, study, minimum=60)
+    assert_no_nan_text(pg)
+
+
+def test_ssrm_section_shows_ssrm_json(tmp_path):
+    """An SSRM result of voxelyte.ssrm.simulate on small labels: map, histogram and depth
+    profile drawn, the per-phase and connectivity numbers as in ssrm.json."""
+    from voxelyte import ssrm
+
+    study = tmp_path / "ss"
+    folder = fabricate_partial(study, "S1", shape=(12, 16, 16))
+    labels = synthetic_labels((12, 16, 16))
+    ds, summary = ssrm.simulate(labels, PHASES, (0.1, 0.1, 0.1), {"n_current_fields": 1},
+                                sample="S1")
+    provenance.write_json_atomic(ssrm.json_clean(summary), folder / "ssrm.json")
+    vio.write_zarr_atomic(ds, folder / "ssrm.zarr")
+    doc = report.build_sample_report(folder, folder / "report.html", study="ss",
+                                     config=SAMPLE_CONFIG)
+    assert doc["stages"]["ssrm"]
+    pg = page(folder / "report.html")
+    assert pg.sections["ssrm"]
+    assert any(i["alt"].startswith("SSRM") for i in pg.images)
+    shown = {tuple(json.loads(c["data-key"])) for c in pg.cells if c["data-source"] == "S1/ssrm.json"}
+    for phase in PHASES:
+        assert ("per_phase", phase, "median_resistance_ohm") in shown
+    assert ("connectivity", "isolated_fraction_ssrm") in shown
     assert_cells_equal_artefacts(pg, study, minimum=60)
     assert_no_nan_text(pg)
 

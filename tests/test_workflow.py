@@ -60,7 +60,11 @@ def test_dry_run_reports_a_bad_config(repo_root, tmp_path):
 def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
     sample = yaml.safe_load((repo_root / "config/samples/BM10.yaml").read_text())
     sample["phantom"].update(shape_zyx=[24, 40, 48], cam_d50_um=1.2, se_d50_um=1.6)
-    sample["stages"] = {"ingest": {"chunks_zyx": [5, 1024, 1024]}}
+    sample["stages"] = {"ingest": {"chunks_zyx": [5, 1024, 1024]},
+                        "transport": {"axes": ["z", "x"], "random_walk": {
+                                          "n_walkers": 200, "n_steps": 2000, "seed": 3},
+                                      "scenarios": [{"name": "pores_as_SE",
+                                                     "reassign": {"pore": "SE"}}]}}
     study_file = write_study(tmp_path, "t", {"tiny": sample})
     done = run_study(repo_root, study_file)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -81,7 +85,7 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
     doc = json.loads((out / "provenance.json").read_text())
     assert {(r["rule"], r["sample"]) for r in doc["runs"]} == {
         (rule, "tiny") for rule in ("phantom", "ingest", "register", "preprocess", "segment",
-                                    "descriptors", "report")}
+                                    "descriptors", "transport", "report")}
     ingest = next(r for r in doc["runs"] if r["rule"] == "ingest")
     assert [i["name"] for i in ingest["inputs"]] == ["BSE", "SE"]
     assert all(len(i["sha256"]) == 64 for i in ingest["inputs"])
@@ -109,6 +113,34 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
     for phase, fraction in segmented["volume_fraction"].items():
         assert summary[f"volume_fraction_{phase}"] == pytest.approx(fraction, abs=1e-9)
     assert summary["labels_source"] == "segment stage (trainable)"
+
+    # transport of the segmented labels: τ = φ/(σ_eff/σ_bulk), the electronic kind reuses CAM's
+    # solve (SE insulates), κ_exp from the sample's measured σ_eff, current conservation in flux
+    tr = json.loads((out / "tiny" / "transport" / "transport.json").read_text())
+    assert tr["volume_fractions"] == pytest.approx(segmented["volume_fraction"], abs=1e-9)
+    for phase, per_axis in tr["tortuosity"].items():
+        for r in per_axis.values():
+            if r["percolating"]:
+                assert r["tortuosity_factor"] == pytest.approx(
+                    r["volume_fraction"] / r["sigma_eff_rel"], rel=1e-9)
+                assert r["tortuosity_factor_random_walk"] > 0
+            else:
+                assert r["tortuosity_factor"] is None and r["sigma_eff_rel"] == 0
+    el = tr["conductivity"]["electronic"]["z"]
+    assert el["sigma_eff_S_cm"] == pytest.approx(
+        0.1 * tr["tortuosity"]["CAM"]["z"]["sigma_eff_rel"], rel=1e-9)
+    phi_cam = tr["volume_fractions"]["CAM"]
+    assert tr["kappa"]["electronic"]["kappa_exp"] == pytest.approx(phi_cam * 0.1 / 0.015)
+    assert tr["scenarios"]["pores_as_SE"]["volume_fractions"]["pore"] == 0
+    flux = xr.open_zarr(out / "tiny" / "transport" / "flux.zarr")
+    jz = flux["current_density_axial_A_cm2"]
+    assert jz.dims == ("case", "z", "y", "x") and list(flux["case"].values) == [
+        "electronic", "ionic"]
+    np.testing.assert_array_equal(flux["x"].values, labels["x"].values)
+    length_cm = 24 * 0.1e-4
+    np.testing.assert_allclose(jz.sel(case="electronic").mean(["y", "x"]).values,
+                               el["sigma_eff_S_cm"] / length_cm, rtol=1e-4)
+    assert flux.attrs["provenance"]["rule"] == "transport"
 
     # rerun: nothing to do; same config gives identical raw data
     first = raw.values.copy()

@@ -527,6 +527,10 @@ def load_model(path) -> TrainedModel:
         raise InputError("model file holds types that are not trusted", source=str(path),
                          expected=f"only {TRUSTED_MODEL_TYPES}", found=bad)
     forest = sio.load(path, trusted=untrusted)
+    from sklearn.ensemble import RandomForestClassifier
+    if not isinstance(forest, RandomForestClassifier):
+        raise InputError("model file does not hold a random forest", source=str(path),
+                         expected="RandomForestClassifier", found=type(forest).__name__)
     meta = json.loads(Path(str(path) + ".json").read_text())
     return TrainedModel(forest=forest, class_values=meta["class_values"],
                         class_labels=meta["class_labels"], phase_labels=meta["phase_labels"],

@@ -337,6 +337,29 @@ def _amg_solve(model: _Model, B: np.ndarray, rtol: float) -> np.ndarray:
     return X
 
 
+#: Largest system (unknowns) whose probe solves use one sparse factorisation of the whole
+#: volume instead of AMG-CG (fill of a 3D factorisation grows as N⁴: ~1 GB at 64³).
+DIRECT_PROBE_MAX_UNKNOWNS = 400_000
+
+
+def _probe_solve(model: _Model, B: np.ndarray, rtol: float, backend: str) -> np.ndarray:
+    """A⁻¹ B for the probe sources: one factorisation where the system is small, else AMG-CG."""
+    n = model.A.shape[0]
+    if n <= DIRECT_PROBE_MAX_UNKNOWNS and (backend != "superlu" and
+                                           _Pardiso.library() is not None):
+        system = _SchurSystem(model.A, np.arange(min(n, 1)), "pardiso")
+        system.face = np.arange(n)
+        d = system.d
+        Y = system.pardiso.forward(B * d[:, None])
+        # forward (331) leaves the Schur unknown (row 0) to be solved densely, then back-substitute
+        Y[system.pardiso.perm.astype(bool)] = system._cho_solve(system.cho, Y[:1])
+        X = np.zeros_like(Y, order="F")
+        system.pardiso._call(333, np.asfortranarray(Y), X, nrhs=Y.shape[1])
+        system.release()
+        return X * d[:, None]
+    return _amg_solve(model, B, rtol)
+
+
 def _window_resistance(Z: np.ndarray, g: np.ndarray, contact_ohm: float) -> float:
     """R = R_c + 1/(1ᵀ(D + Z)⁻¹1) for the window block Z (V/A) and tip conductances g (S)."""
     if g.size == 0:
@@ -351,7 +374,7 @@ def resistance_map(sigma, voxel_size_um, *, positions=None, stride: int = 1, reg
                    tip_size_voxels: int = 1, disc_radius_um: float | None = None,
                    contact_resistance_ohm: float = 0.0, scanned_axis="z",
                    scanned_side: str = "start", method: str = "auto", tile_voxels: int = 32,
-                   halo_voxels: int = 32, depth_voxels: int | None = None,
+                   halo_voxels: int = 16, depth_voxels: int | None = None,
                    backend: str = "auto", rtol: float = DEFAULT_RTOL, progress=None,
                    _model: _Model | None = None) -> dict:
     """SSRM resistance R (Ω) for every tip position (``positions`` (n, 2) on the scanned face,
@@ -492,7 +515,7 @@ def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, ba
                 for k, c in enumerate(need):
                     rows, wts = sources[c]
                     B[rows, k] = wts
-                U = _amg_solve(model, B, rtol)
+                U = _probe_solve(model, B, rtol, backend)
                 n_probe_solves += len(need)
                 for k, c in enumerate(need):
                     probes_u[c] = U[:, k]
@@ -663,3 +686,275 @@ def dc_resistance(sigma, voxel_size_um, *, scanned_axis="z", scanned_side: str =
     area_cm2 = math.prod(sig.shape[d] * vox[d] for d in range(3) if d != a) * 1e-8
     return {"resistance_ohm": R, "sigma_eff_S_cm": length_cm / (R * area_cm2)
             if math.isfinite(R) else 0.0, "depth_profile_A_cm2": f["depth_profile_A_cm2"]}
+
+
+# --------------------------------------------------------------------------- the stage
+#: Library defaults of the ``ssrm`` stage (the sample schema's ``stages.ssrm`` block).
+SSRM_DEFAULTS = {
+    "conductivity": "electronic", "floor_S_cm": 0.0, "scanned_axis": "z", "scanned_side": "start",
+    "tip_size_voxels": 1, "disc_radius_um": None, "contact_resistance_ohm": 0.0, "stride": 1,
+    "region": None, "crop": None, "method": "auto", "tile_voxels": 32, "halo_voxels": 16,
+    "depth_voxels": None, "isolation_threshold_ohm": "auto", "n_current_fields": 2,
+    "histogram_bins": 60, "dc_mode": True, "max_memory_gb": 16.0,
+}
+
+
+def spreading_resistance_ohm(sigma_S_cm: float, voxel_yx_um, *, tip_size_voxels: int = 1,
+                             disc_radius_um: float | None = None) -> float:
+    """Half-space spreading resistance of the tip: 0.4412/(σ s) (square of side s) or
+    1/(4σa) (disc of radius a); lengths in cm."""
+    if sigma_S_cm <= 0:
+        return math.inf
+    if disc_radius_um:
+        return C_DISC / (sigma_S_cm * disc_radius_um * conduction.UM_TO_CM)
+    side_cm = tip_size_voxels * math.sqrt(voxel_yx_um[0] * voxel_yx_um[1]) * conduction.UM_TO_CM
+    return C_SQUARE / (sigma_S_cm * side_cm)
+
+
+def estimate_memory_bytes(shape_zyx, settings: dict) -> int:
+    """Peak memory estimate: the global operator/AMG/fields per voxel plus one tile's
+    factorisation (tile + 2 halo)² × depth voxels, or the whole volume for the direct method."""
+    n = int(np.prod(shape_zyx))
+    t, h = int(settings.get("tile_voxels", 32)), int(settings.get("halo_voxels", 16))
+    depth = settings.get("depth_voxels") or 2 * h
+    face = sorted(shape_zyx)[1:]
+    sub = min(n, (t + 2 * h) ** 2 * depth)
+    if settings.get("method") == "direct" or (face[0] <= t + 2 * h and face[1] <= t + 2 * h):
+        sub = n
+    return n * BYTES_PER_VOXEL + sub * BYTES_PER_TILE_VOXEL
+
+
+def _crop(arr: np.ndarray, crop, sample) -> tuple[np.ndarray, list]:
+    if not crop:
+        return arr, [[0, s] for s in arr.shape]
+    ranges = []
+    for ax, name in enumerate(AXES):
+        lo, hi = (crop.get(name) or [0, arr.shape[ax]])
+        lo, hi = max(0, int(lo)), min(arr.shape[ax], int(hi))
+        if hi - lo < 2:
+            raise InputError("SSRM crop leaves fewer than 2 voxels", sample=sample,
+                             field=f"stages.ssrm.crop.{name}",
+                             expected=f"a range inside [0, {arr.shape[ax]})", found=crop.get(name))
+        ranges.append([lo, hi])
+    return arr[tuple(slice(a, b) for a, b in ranges)], ranges
+
+
+def geometric_isolation(labels_oriented: np.ndarray, carrier_label: int) -> np.ndarray:
+    """Face mask (rows, cols): carrier-phase face pixels whose face-connected carrier cluster
+    does not reach the counter electrode (last plane): isolated by geometry alone."""
+    comp, n = ndimage.label(labels_oriented == carrier_label)
+    reach = np.zeros(n + 1, bool)
+    reach[np.unique(comp[-1])] = True
+    reach[0] = False
+    face = comp[0]
+    return (face > 0) & ~reach[face]
+
+
+def simulate(labels, phases: dict, voxel_size_um, settings: dict | None = None, *,
+             sample: str | None = None, descriptors: dict | None = None, progress=None):
+    """The ``ssrm`` stage: resistance map, histograms, isolation vs connectivity, current
+    fields, DC mode. Returns ``(dataset, summary)``: an xarray Dataset for ssrm.zarr and a
+    JSON-able dict for ssrm.json. ``descriptors``: the sample's descriptors.json (optional) for
+    the connectivity comparison."""
+    import xarray as xr
+
+    cfg = dict(SSRM_DEFAULTS, **(settings or {}))
+    table = _phase_table(phases)
+    lab_full = np.asarray(labels)
+    vox = _voxel(voxel_size_um)
+    lab, crop_ranges = _crop(lab_full, cfg["crop"], sample)
+    need = estimate_memory_bytes(lab.shape, cfg)
+    if need > cfg["max_memory_gb"] * 1e9:
+        raise InputError(
+            f"SSRM needs about {need / 1e9:.1f} GB for a {lab.shape} volume; set "
+            "stages.ssrm.crop, a smaller tile_voxels/halo_voxels, or run on a node with more "
+            "memory and raise max_memory_gb", sample=sample, field="stages.ssrm.max_memory_gb",
+            expected=f">= {need / 1e9:.1f}", found=cfg["max_memory_gb"])
+    sigma = conductivity_field(lab, table, cfg["conductivity"], floor_S_cm=cfg["floor_S_cm"],
+                               sample=sample)
+    a = _axis_index(cfg["scanned_axis"])
+    side = cfg["scanned_side"]
+    ovox = _orient_voxel(vox, a)
+    olab = np.ascontiguousarray(_orient(lab, a, side))
+    model = _build_model(np.ascontiguousarray(_orient(sigma, a, side)), ovox)
+    depth = cfg["depth_voxels"] or 2 * int(cfg["halo_voxels"])
+    m = resistance_map(None, vox, stride=cfg["stride"], region=cfg["region"],
+                       tip_size_voxels=cfg["tip_size_voxels"],
+                       disc_radius_um=cfg["disc_radius_um"],
+                       contact_resistance_ohm=cfg["contact_resistance_ohm"],
+                       method=cfg["method"], tile_voxels=cfg["tile_voxels"],
+                       halo_voxels=cfg["halo_voxels"], depth_voxels=depth, progress=progress,
+                       _model=model)
+    pos, R = m["positions"], m["resistance_ohm"]
+    face_shape = model.face_shape
+    face_axes = [AXES[d] for d in range(3) if d != a]
+    r_map = np.full(face_shape, np.nan)
+    r_map[pos[:, 0], pos[:, 1]] = R
+    phase_face = olab[0]
+    phase_map = np.full(face_shape, 255, np.uint8)
+    phase_map[pos[:, 0], pos[:, 1]] = phase_face[pos[:, 0], pos[:, 1]]
+
+    # phases by conductivity: carrier = most conductive
+    key = f"sigma_{cfg['conductivity']}_S_cm"
+    sig_of = {name: max(float(spec.get(key) or 0.0), cfg["floor_S_cm"])
+              for name, spec in table.items()}
+    ranked = sorted(sig_of, key=sig_of.get, reverse=True)
+    carrier = ranked[0]
+    second = next((p for p in ranked[1:] if sig_of[p] > 0), None)
+    sp_kw = dict(tip_size_voxels=cfg["tip_size_voxels"], disc_radius_um=cfg["disc_radius_um"])
+    r1 = spreading_resistance_ohm(sig_of[carrier], ovox[1:], **sp_kw) + \
+        cfg["contact_resistance_ohm"]
+    if cfg["isolation_threshold_ohm"] == "auto":
+        r2 = (spreading_resistance_ohm(sig_of[second], ovox[1:], **sp_kw) +
+              cfg["contact_resistance_ohm"]) if second else r1 * 1e6
+        threshold = math.sqrt(r1 * r2)
+    else:
+        threshold = float(cfg["isolation_threshold_ohm"])
+
+    # log10 R histograms per phase under the tip
+    logr = np.log10(np.where(np.isfinite(R) & (R > 0), R, np.nan))
+    finite = np.isfinite(logr)
+    lo, hi = (float(np.nanmin(logr)), float(np.nanmax(logr))) if finite.any() else (0.0, 1.0)
+    edges = np.linspace(math.floor(lo * 10) / 10, math.ceil(hi * 10) / 10 + 1e-9,
+                        int(cfg["histogram_bins"]) + 1)
+    tip_phase = phase_face[pos[:, 0], pos[:, 1]]
+    hist, per_phase = {}, {}
+    for name, spec in table.items():
+        sel = tip_phase == spec["label"]
+        counts, _ = np.histogram(logr[sel & finite], bins=edges)
+        hist[name] = counts.tolist()
+        rs = R[sel]
+        per_phase[name] = {
+            "n_pixels": int(sel.sum()),
+            "n_infinite": int(np.count_nonzero(~np.isfinite(rs))),
+            "median_resistance_ohm": float(np.median(rs)) if rs.size else None,
+            "fraction_above_threshold": float(np.mean(rs > threshold)) if rs.size else None,
+        }
+    # isolated carrier pixels vs connectivity
+    cl = table[carrier]["label"]
+    on_carrier = tip_phase == cl
+    iso_r = R[on_carrier] > threshold
+    geo = geometric_isolation(olab, cl)[pos[:, 0], pos[:, 1]][on_carrier]
+    agree = float(np.mean(iso_r == geo)) if on_carrier.any() else None
+    connectivity = {
+        "carrier_phase": carrier,
+        "isolation_threshold_ohm": threshold,
+        "threshold_rule": "auto: sqrt(R_sp(carrier) R_sp(next phase))"
+        if cfg["isolation_threshold_ohm"] == "auto" else "given",
+        "n_carrier_surface_pixels": int(on_carrier.sum()),
+        "isolated_fraction_ssrm": float(iso_r.mean()) if on_carrier.any() else None,
+        "isolated_fraction_geometric": float(geo.mean()) if on_carrier.any() else None,
+        "pixel_agreement": agree,
+        "geometric_rule": "carrier cluster (face-connected) not reaching the counter electrode",
+    }
+    if descriptors:
+        conn = (descriptors.get("connectivity") or {}).get(carrier) or {}
+        for k in ("isolated_from_current_collector", f"isolated_{cfg['scanned_axis']}",
+                  f"percolating_{cfg['scanned_axis']}"):
+            if k in conn:
+                connectivity[f"descriptor_{k}"] = conn[k]
+
+    # current fields for chosen positions (lowest / highest R on the carrier, then quantiles)
+    chosen = []
+    cand = np.nonzero(on_carrier & np.isfinite(R))[0]
+    nf = int(cfg["n_current_fields"])
+    if cand.size and nf:
+        order = cand[np.argsort(R[cand], kind="stable")]
+        picks = [order[0], order[-1]][:nf]
+        for q in np.linspace(0, 1, nf)[1:-1] if nf > 2 else []:
+            picks.append(order[int(round(q * (order.size - 1)))])
+        seen = []
+        for p in picks:
+            if p not in seen:
+                seen.append(p)
+        chosen = seen
+    fields, profiles, field_info = [], [], []
+    for k in chosen:
+        f = tip_field(None, None, pos[k], offsets=m["offsets"],
+                      contact_resistance_ohm=cfg["contact_resistance_ohm"], _model=model)
+        jd, jr, jc = f["current_density_A_cm2"]
+        mag = np.sqrt(jd ** 2 + jr ** 2 + jc ** 2)
+        fields.append((_unorient(mag, a, side), _unorient(jd, a, side)))
+        profiles.append(f["depth_profile_A_cm2"])
+        field_info.append({"position": {face_axes[0]: int(pos[k, 0]), face_axes[1]: int(pos[k, 1])},
+                           "resistance_ohm": float(R[k]),
+                           "resistance_check_ohm": float(f["resistance_ohm"]),
+                           "phase": carrier,
+                           "depth_profile_A_cm2": f["depth_profile_A_cm2"].tolist()})
+    dc = None
+    if cfg["dc_mode"]:
+        f = tip_field(None, None, None, full_face=True, _model=model)
+        L = model.sigma.shape[0] * ovox[0] * conduction.UM_TO_CM
+        area = face_shape[0] * ovox[1] * face_shape[1] * ovox[2] * 1e-8
+        dc = {"resistance_ohm": f["resistance_ohm"],
+              "sigma_eff_S_cm": L / (f["resistance_ohm"] * area)
+              if math.isfinite(f["resistance_ohm"]) else 0.0,
+              "axis": cfg["scanned_axis"],
+              "depth_profile_A_cm2": f["depth_profile_A_cm2"].tolist()}
+
+    # dataset
+    coords = {}
+    for d, name in enumerate(face_axes):
+        ax = [x for x in range(3) if x != a][d]
+        start = crop_ranges[ax][0]
+        coords[name] = (np.arange(face_shape[d]) + start + 0.5) * vox[ax]
+    ds = xr.Dataset(
+        {"resistance_ohm": (face_axes, r_map),
+         "log10_resistance_ohm": (face_axes, np.log10(np.where(r_map > 0, r_map, np.nan))),
+         "phase_under_tip": (face_axes, phase_map)},
+        coords=coords)
+    ds["phase_under_tip"].attrs["description"] = "label under the tip; 255 = not scanned"
+    if fields:
+        zc = {name: (np.arange(lab.shape[d]) + crop_ranges[d][0] + 0.5) * vox[d]
+              for d, name in enumerate(AXES)}
+        ds = ds.assign_coords(field=np.arange(len(fields)), **zc)
+        ds["current_density_magnitude_A_cm2"] = (("field", *AXES),
+                                                  np.stack([f[0] for f in fields]).astype(np.float32))
+        ds["current_density_normal_A_cm2"] = (("field", *AXES),
+                                               np.stack([f[1] for f in fields]).astype(np.float32))
+        ds["depth_profile_A_cm2"] = (("field", "depth"), np.stack(profiles))
+        ds["field_resistance_ohm"] = ("field", np.array([fi["resistance_ohm"]
+                                                          for fi in field_info]))
+    ds.attrs.update(voxel_size_um=list(vox), scanned_axis=cfg["scanned_axis"],
+                    scanned_side=side, bias_V=1.0, crop=crop_ranges)
+    summary = {
+        "method": m["method"],
+        "solver": {k: m[k] for k in ("n_tiles", "n_probe_solves", "probe_time_s",
+                                     "factor_time_s", "tile_voxels", "halo_voxels",
+                                     "depth_voxels") if k in m} | {"time_s": m["time_s"]},
+        "n_positions": int(len(pos)),
+        "stride": cfg["stride"], "region": cfg["region"], "crop": crop_ranges,
+        "tip": {"tip_size_voxels": cfg["tip_size_voxels"],
+                "disc_radius_um": cfg["disc_radius_um"],
+                "contact_resistance_ohm": cfg["contact_resistance_ohm"],
+                "half_space_spreading_resistance_carrier_ohm": r1},
+        "conductivity": cfg["conductivity"],
+        "log10_resistance_histogram": {"bin_edges_log10_ohm": edges.tolist(), "counts": hist},
+        "per_phase": per_phase,
+        "connectivity": connectivity,
+        "current_fields": field_info,
+        "dc": dc,
+        "estimated_memory_gb": need / 1e9,
+    }
+    return ds, summary
+
+
+def _unorient(arr: np.ndarray, axis: int, side: str) -> np.ndarray:
+    out = arr[::-1] if side == "end" else arr
+    return np.moveaxis(out, 0, axis)
+
+
+def json_clean(value):
+    """JSON-safe copy: numpy scalars/arrays to Python, non-finite floats (R = ∞ where no
+    conducting path reaches the counter electrode) to None."""
+    if isinstance(value, dict):
+        return {str(k): json_clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_clean(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value

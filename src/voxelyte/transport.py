@@ -530,6 +530,10 @@ def run_transport(labels, *, phases: dict, voxel_size_um, axes=AXES, measured: d
     # the saved current fields
     coords = {ax: xr.Variable(ax, (np.arange(n) + 0.5 + s) * d, attrs={"units": "um"})
               for ax, n, d, s in zip(AXES, lab.shape, voxel, crop_start)}
+    for ax in AXES:   # the input volume's own µm coords, where it has them
+        given = getattr(labels, "coords", {}).get(ax) if hasattr(labels, "coords") else None
+        if given is not None and given.size == coords[ax].size:
+            coords[ax] = xr.Variable(ax, np.asarray(given.values, float), attrs={"units": "um"})
     fields = xr.Dataset(coords=coords)
     if flux_fields:
         mags, axials, sig = [], [], []

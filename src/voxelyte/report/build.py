@@ -10,7 +10,6 @@ scores (:mod:`voxelyte.report.scores`), written to ``report.json`` beside the pa
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import json
 import logging
 import math
@@ -20,12 +19,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-import pandas as pd
 
 from voxelyte import __version__
 from voxelyte import plotting as vp
 from voxelyte.report import figures as fg
-from voxelyte.report.collect import STAGES, SampleResults, collect_sample, read_json
+from voxelyte.report.collect import STAGES, SampleResults, collect_sample
 from voxelyte.report.scores import drift_error, true_drift
 
 log = logging.getLogger(__name__)
@@ -334,7 +332,7 @@ def segmentation_section(res: SampleResults, truth_ds, colors: dict) -> tuple[di
         if var is not None:
             planes = mid_planes(ds[var])
             ok = under is not None and all(u.shape == p[1].shape for u, p in zip(under, planes))
-            rows_fig.append({"title": "segmented" + (" over corrected" if ok else ""),
+            rows_fig.append({"title": "segmented",
                              "planes": planes, "kind": "overlay" if ok else "labels",
                              "under": under if ok else None})
     if truth_ds is not None and "labels" in truth_ds:
@@ -352,8 +350,9 @@ def segmentation_section(res: SampleResults, truth_ds, colors: dict) -> tuple[di
                 figure_block(uri, "Ground-truth labels of the phantom (mid-planes).",
                              "ground-truth labels")], intro=missing), iou)
         return section("segmentation", "Segmentation", [], missing=missing), iou
-    blocks.append(figure_block(uri, "Segmented labels (over the corrected BSE channel, 45 % "
-                               "opacity) and, for phantoms, the ground truth; mid-planes.",
+    blocks.append(figure_block(uri, "Segmented labels over the corrected first channel (45 % "
+                               "opacity) and, for phantoms, the ground truth in its own "
+                               "(unregistered) frame; orthogonal mid-planes.",
                                "segmentation overlay"))
     if seg is not None:
         src = _source(res, "segment/segmentation.json")
@@ -364,8 +363,9 @@ def segmentation_section(res: SampleResults, truth_ds, colors: dict) -> tuple[di
             blocks.append(figure_block(fg.iou_figure({res.name: iou}, colors),
                                        "Intersection over union of each phase with the ground "
                                        "truth (segmentation.json).", "IoU per phase"))
-            blocks.append(table_block(["phase", "IoU vs ground truth"],
-                                      [[p, cell(v, src, [*path, p])] for p, v in iou.items()]))
+            if path != ["score_registered_frame", "iou"]:       # else in the score table
+                blocks.append(table_block(["phase", "IoU vs ground truth"],
+                                          [[p, cell(v, src, [*path, p])] for p, v in iou.items()]))
         for key, title in (("score_registered_frame", "registered frame"),
                            ("score_plain_frame", "plain frame (registration error included)")):
             sc = seg.get(key)
@@ -780,54 +780,96 @@ def _flux_axis(res):
 
 
 # --------------------------------------------------------------------------- SSRM
-def _ssrm_arrays(res: SampleResults):
-    """(resistance map 2D, extent, depth profile dict) from ssrm.zarr, or Nones."""
+def _ssrm_map(res: SampleResults):
+    """(resistance map 2D, extent, face axes) from ssrm.zarr, or Nones."""
     if "ssrm" not in res.stores:
         return None, None, None
-    ds = _open(res.stores["ssrm"])
-    rmap, extent, depth = None, None, None
-    for var in ds.data_vars:
-        v = ds[var]
-        if rmap is None and "resistance" in var and v.ndim == 2:
-            dims = v.dims
-            rmap = np.asarray(v.values, float)
-            h = v[dims[1]].values if dims[1] in v.coords else np.arange(v.shape[1])
-            vv = v[dims[0]].values if dims[0] in v.coords else np.arange(v.shape[0])
-            extent = _extent(h, vv)
-        if depth is None and v.ndim == 1 and ("depth" in var or "profile" in var):
-            dim = v.dims[0]
-            coord = v[dim].values if dim in v.coords else np.arange(v.shape[0])
-            depth = {"depth_um": coord, "values": np.asarray(v.values, float),
-                     "label": f"{var} ({v.attrs.get('units', '')})".replace(" ()", "")}
-    return rmap, extent, depth
+    try:
+        ds = _open(res.stores["ssrm"])
+    except Exception as err:
+        log.warning("%s: cannot read ssrm.zarr: %s", res.name, err)
+        return None, None, None
+    var = "resistance_ohm" if "resistance_ohm" in ds else next(
+        (v for v in ds.data_vars if "resistance" in v and ds[v].ndim == 2), None)
+    if var is None:
+        return None, None, None
+    v = ds[var]
+    dims = v.dims
+    h = v[dims[1]].values if dims[1] in v.coords else np.arange(v.shape[1])
+    vv = v[dims[0]].values if dims[0] in v.coords else np.arange(v.shape[0])
+    return np.asarray(v.values, float), _extent(h, vv), tuple(dims)
 
 
-def ssrm_section(res: SampleResults) -> tuple[dict, np.ndarray | None]:
+def ssrm_histograms(s: dict) -> dict:
+    """{phase: (bin edges, counts)} of ssrm.json's log10 R histogram."""
+    h = s.get("log10_resistance_histogram") or {}
+    edges = h.get("bin_edges_log10_ohm")
+    return {p: (edges, c) for p, c in (h.get("counts") or {}).items()
+            if edges is not None and c is not None}
+
+
+def ssrm_profiles(s: dict, res: SampleResults) -> list:
+    """Depth profiles of the current density: chosen tips (ssrm.json current_fields) and the
+    full-face DC mode, depth in µm along the scanned axis."""
+    axis = dig(res.json, "ssrm", "dc", "axis") or "z"
+    vox = (res.descriptors or {}).get(f"voxel_size_{axis}_um")
+    if vox is None and "ssrm" in res.stores:
+        try:
+            vs = _open(res.stores["ssrm"]).attrs.get("voxel_size_um")
+            vox = vs[AXES.index(axis)] if vs else None
+        except Exception:
+            vox = None
+    vox = vox or 1.0
+    out = []
+    for f in s.get("current_fields") or []:
+        prof = f.get("depth_profile_A_cm2")
+        if prof:
+            out.append(((np.arange(len(prof)) + 0.5) * vox, prof,
+                        f"tip, R = {fmt(f.get('resistance_ohm'))} Ω"))
+    dc = s.get("dc") or {}
+    if dc.get("depth_profile_A_cm2"):
+        prof = dc["depth_profile_A_cm2"]
+        out.append(((np.arange(len(prof)) + 0.5) * vox, prof, "full face (DC)"))
+    return out
+
+
+def ssrm_section(res: SampleResults, colors: dict) -> dict:
     s = res.json.get("ssrm")
-    if s is None and "ssrm" not in res.stores:
-        return section("ssrm", "Simulated SSRM", [], missing=not_run("ssrm")), None
-    src = _source(res, "ssrm/ssrm.json")
-    rmap, extent, depth = _ssrm_arrays(res)
-    log_r = None
-    if rmap is not None:
-        ok = np.isfinite(rmap) & (rmap > 0)
-        log_r = np.log10(rmap[ok])
-    scal = []
-    if s is not None:
-        for k, v in s.items():
+    if s is None:
+        return section("ssrm", "Simulated SSRM", [], missing=not_run("ssrm"))
+    src = _source(res, "ssrm.json")
+    rmap, extent, face = _ssrm_map(res)
+    conn = s.get("connectivity") or {}
+    uri = fg.ssrm_figure(rmap, extent, ssrm_histograms(s), ssrm_profiles(s, res), colors,
+                         threshold_ohm=conn.get("isolation_threshold_ohm"),
+                         face_axes=face or ("y", "x"))
+    prow = [[{"text": p, "swatch": colors.get(p)}] + [
+        cell(v.get(k), src, ["per_phase", p, k]) if k in v else "—"
+        for k in ("n_pixels", "n_infinite", "median_resistance_ohm", "fraction_above_threshold")]
+        for p, v in (s.get("per_phase") or {}).items() if isinstance(v, dict)]
+    crow = [[pretty(k), cell(v, src, ["connectivity", k])] for k, v in conn.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) or v is None]
+    crow += [[pretty(k), v] for k, v in conn.items() if isinstance(v, str)]
+    other = [[pretty(k), cell(v, src, [k])] for k, v in s.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for group in ("tip", "dc", "solver"):
+        for k, v in (s.get(group) or {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                scal.append([pretty(k), cell(v, src, [k])])
-            elif isinstance(v, dict):
-                for k2, v2 in v.items():
-                    if isinstance(v2, (int, float)) and not isinstance(v2, bool):
-                        scal.append([pretty(f"{k} {k2}"), cell(v2, src, [k, k2])])
+                other.append([f"{group}: {pretty(k)}", cell(v, src, [group, k])])
+    for k in ("method", "conductivity", "labels_source"):
+        if isinstance(s.get(k), str):
+            other.append([pretty(k), s[k]])
     return section("ssrm", "Simulated SSRM", [
-        figure_block(fg.ssrm_figure(rmap, extent, depth, {res.name: log_r} if log_r is not None else None),
-                     "Simulated scanning spreading resistance microscopy (Gamo et al. SI, Figs. S2, "
-                     "S3, S6): resistance R = V/I for each tip position over the scanned face, "
-                     "histogram of log₁₀ R (separates well-connected from isolated CAM) and the "
-                     "depth profile.", "SSRM resistance map, histogram and depth profile"),
-        table_block(["", ""], scal, cls="kv", caption="Scalars of ssrm/ssrm.json.")]), log_r
+        figure_block(uri, "Simulated scanning spreading resistance microscopy (Gamo et al. SI, "
+                     "Figs. S2, S3, S6): resistance R = V/I of each tip position on the scanned "
+                     "face (1 V against the opposite face), the histogram of log₁₀ R per phase "
+                     "under the tip with the isolation threshold (separates well-connected from "
+                     "isolated carrier), and the current density per plane below chosen tips and "
+                     "for the full-face (DC) window.", "SSRM resistance map, histogram, depth profile"),
+        table_block(["phase under the tip", "pixels", "R = ∞", "median R (Ω)",
+                     "fraction above threshold"], rows=prow),
+        table_block(["isolated carrier vs connectivity", "value"], crow, cls="kv"),
+        table_block(["", ""], other, cls="kv", caption="Further values of ssrm.json.")])
 
 
 # --------------------------------------------------------------------------- provenance
@@ -956,10 +998,19 @@ def key_numbers(res: SampleResults, scores: dict | None) -> list[dict]:
                         ["tortuosity", phase, axis, "tortuosity_factor_random_walk"], unit="–")
     s = res.json.get("ssrm")
     if s is not None:
-        src = _source(res, "ssrm/ssrm.json")
-        for k, v in s.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                add(f"ssrm_{k}", f"SSRM {k.replace('_', ' ')}", v, src, [k])
+        src = _source(res, "ssrm.json")
+        for p, v in (s.get("per_phase") or {}).items():
+            if isinstance(v, dict) and "median_resistance_ohm" in v:
+                add(f"ssrm_median_resistance_{p}_ohm", f"SSRM median R on {p}",
+                    v["median_resistance_ohm"], src, ["per_phase", p, "median_resistance_ohm"])
+        conn = s.get("connectivity") or {}
+        for k in ("isolated_fraction_ssrm", "isolated_fraction_geometric", "pixel_agreement"):
+            if k in conn:
+                add(f"ssrm_{k}", f"SSRM {conn.get('carrier_phase', '')} {k.replace('_', ' ')}",
+                    conn[k], src, ["connectivity", k], unit="–")
+        if isinstance(s.get("dc"), dict) and "sigma_eff_S_cm" in s["dc"]:
+            add("ssrm_dc_sigma_eff_S_cm", "SSRM full-face (DC) σ_eff", s["dc"]["sigma_eff_S_cm"],
+                src, ["dc", "sigma_eff_S_cm"])
     total = sum(float(b.get("s") or 0) for b in res.benchmarks.values())
     if res.benchmarks:
         add("pipeline_wall_time_s", "pipeline wall time (sum over rules)", total, None, None, unit="s")
@@ -1010,8 +1061,7 @@ def build_sample_report(sample_dir, out_html, *, study: str, sample: str | None 
     sections += [inter, sizes_section(res, colors), profiles_section(res, colors)]
     trans, _ = transport_sections(res, colors)
     sections += trans
-    ssrm, _ = ssrm_section(res)
-    sections.append(ssrm)
+    sections.append(ssrm_section(res, colors))
     if truth_ds is not None or "phantom" in res.json:
         sections.append(scores_section(res, score, iou))
     sections.append(provenance_section(res))
@@ -1075,7 +1125,3 @@ def _jsonable(v):
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)
     return v
-
-
-def esc(text: str) -> str:
-    return html.escape(text)

@@ -28,18 +28,18 @@ STAGES = {
     "segment": ("Segmentation", "labels.zarr"),
     "descriptors": ("Microstructure descriptors", "descriptors/descriptors.json"),
     "transport": ("Transport (tortuosity, conductivity)", "transport/transport.json"),
-    "ssrm": ("Simulated SSRM", "ssrm/ssrm.json"),
+    "ssrm": ("Simulated SSRM", "ssrm.json"),
 }
 #: JSON summaries (relative paths) the report reads verbatim.
 JSON_ARTEFACTS = {"phantom": "phantom/phantom.json",
                   "descriptors": "descriptors/descriptors.json",
                   "segmentation": "segment/segmentation.json",
                   "transport": "transport/transport.json",
-                  "ssrm": "ssrm/ssrm.json"}
+                  "ssrm": "ssrm.json"}
 #: Zarr stores the report takes slices from.
 STORES = {"raw": "raw.zarr", "registered": "registered.zarr", "corrected": "corrected.zarr",
           "labels": "labels.zarr", "ground_truth": "phantom/ground_truth.zarr",
-          "flux": "transport/flux.zarr", "ssrm": "ssrm/ssrm.zarr"}
+          "flux": "transport/flux.zarr", "ssrm": "ssrm.zarr"}
 
 
 def read_json(path: Path) -> Any | None:

@@ -21,6 +21,19 @@ def _legend(ax, **kw) -> None:
         ax.legend(**kw)
 
 
+def _sample_legend(fig, styles: dict, extra=()) -> None:
+    """Legend of overlaid samples (neutral patches with each sample's hatch) above the axes,
+    plus ``extra`` handles (e.g. nominal, ground truth)."""
+    from matplotlib.patches import Patch
+
+    handles = list(extra)
+    if len(styles) > 1:
+        handles += [Patch(facecolor="white", edgecolor="#333333", hatch=st["hatch"], label=name)
+                    for name, st in styles.items()]
+    if handles:
+        fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 6))
+
+
 def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -126,8 +139,9 @@ def volume_fraction_figure(data: dict[str, dict], colors: dict) -> str | None:
     styles = vp.sample_styles(data)
     n = len(data)
     width = 0.8 / n
+    extra: dict = {}
     with vp.style():
-        fig, ax = vp.figure(min(vp.FULL_WIDTH_IN, 2.4 + 1.3 * len(phases) * max(1, n / 2)), 2.9)
+        fig, ax = vp.figure(min(vp.FULL_WIDTH_IN, 2.4 + 1.3 * len(phases) * max(1, n / 2)), 3.1)
         for i, (sample, per_phase) in enumerate(data.items()):
             for j, phase in enumerate(phases):
                 v = per_phase.get(phase)
@@ -135,19 +149,25 @@ def volume_fraction_figure(data: dict[str, dict], colors: dict) -> str | None:
                     continue
                 x = j - 0.4 + width * (i + 0.5)
                 ax.bar(x, v["measured"], width * 0.92, color=colors[phase],
-                       hatch=styles[sample]["hatch"], edgecolor="#333333", linewidth=0.5,
-                       label=sample if j == 0 and n > 1 else None)
+                       hatch=styles[sample]["hatch"], edgecolor="#333333", linewidth=0.5)
                 if _finite(v.get("nominal")):
                     ax.hlines(v["nominal"], x - width * 0.46, x + width * 0.46, color="black",
-                              linewidth=2.2, label="nominal" if (i, j) == (0, 0) else None)
+                              linewidth=2.2)
+                    extra["nominal"] = True
                 if _finite(v.get("truth")):
                     ax.plot(x, v["truth"], marker="D", markersize=5, color="white",
-                            markeredgecolor="black", linestyle="none",
-                            label="ground truth" if (i, j) == (0, 0) else None)
+                            markeredgecolor="black", linestyle="none")
+                    extra["truth"] = True
         ax.set_xticks(range(len(phases)), phases)
         ax.set_ylabel("volume fraction (–)")
         ax.set_ylim(0, None)
-        _legend(ax, loc="upper right", fontsize=7.5)
+        from matplotlib.lines import Line2D
+
+        handles = ([Line2D([], [], color="black", linewidth=2.2, label="nominal")]
+                   if extra.get("nominal") else []) + (
+            [Line2D([], [], marker="D", color="white", markeredgecolor="black", linestyle="none",
+                    label="ground truth")] if extra.get("truth") else [])
+        _sample_legend(fig, styles, handles)
         return vp.figure_data_uri(fig)
 
 
@@ -211,11 +231,10 @@ def interface_figure(data: dict[str, dict], colors: dict, *, reference: str = "C
                 x = j - 0.4 + width * (i + 0.5)
                 ax.bar(x, d[(a, b)], width * 0.85, color=colors.get(b, "#777777"),
                        edgecolor=colors.get(a, "#333333"), linewidth=2.0,
-                       hatch=styles[sample]["hatch"], label=sample if j == 0 and n > 1 else None)
+                       hatch=styles[sample]["hatch"])
         ax.set_xticks(range(len(pairs)), [f"{a}–{b}" for a, b in pairs])
         ax.set_ylabel(f"interface area per {reference} mass (m² g⁻¹)")
-        if n > 1:
-            _legend(ax, loc="upper right")
+        _sample_legend(fig, styles)
         return vp.figure_data_uri(fig)
 
 
@@ -406,53 +425,66 @@ def field_slices_figure(rows: list[dict]) -> str | None:
 
 
 # --------------------------------------------------------------------------- SSRM
-def ssrm_figure(resistance_map: np.ndarray | None, extent, depth: dict | None,
-                log_r: dict[str, np.ndarray] | None = None) -> str | None:
-    """Simulated SSRM (Gamo et al. SI, Figs. S2, S3, S6): resistance map (log colour scale, Ω),
-    histogram of log10(R / Ω), and the depth profile (``depth: {"depth_um", "values", "label"}``).
-    ``log_r``: {sample: log10 R values} to overlay histograms of several samples."""
-    panels = (resistance_map is not None) + bool(log_r) + bool(depth)
+def ssrm_figure(resistance_map: np.ndarray | None, extent, histograms: dict | None,
+                profiles: list | None, colors: dict, *, threshold_ohm: float | None = None,
+                face_axes=("y", "x")) -> str | None:
+    """Simulated SSRM (Gamo et al. SI, Figs. S2, S3, S6): the resistance map (log colour scale,
+    Ω), the log10 R histograms (``{name: (bin edges log10 Ω, counts)}``, one step line per phase
+    or sample, ``name`` may be ``(sample, phase)``) with the isolation threshold, and depth
+    profiles of the current density under chosen tips (``[(depth_um, A cm⁻², label)]``)."""
+    panels = (resistance_map is not None) + bool(histograms) + bool(profiles)
     if panels == 0:
         return None
     with vp.style():
-        fig, axes = vp.figure(vp.FULL_WIDTH_IN, 2.8, ncols=panels, squeeze=False)
+        fig, axes = vp.figure(vp.FULL_WIDTH_IN, 2.9, ncols=panels, squeeze=False)
         axes = list(axes[0])
         if resistance_map is not None:
             ax = axes.pop(0)
             ax.grid(False)
             r = np.asarray(resistance_map, float)
-            pos = r[np.isfinite(r) & (r > 0)]
-            if pos.size:
-                im = ax.imshow(np.where(np.isfinite(r) & (r > 0), r, np.nan), cmap="viridis",
-                               norm=LogNorm(vmin=pos.min(), vmax=pos.max()), extent=extent,
+            ok = np.isfinite(r) & (r > 0)
+            if ok.any():
+                im = ax.imshow(np.where(ok, r, np.nan), cmap="viridis",
+                               norm=LogNorm(vmin=r[ok].min(), vmax=r[ok].max()), extent=extent,
                                origin="upper")
-                fig.colorbar(im, ax=ax, label="R (Ω)", shrink=0.9)
+                fig.colorbar(im, ax=ax, label="R (Ω)", shrink=0.85)
             ax.set_title("resistance map")
-            ax.set_xlabel("x (µm)")
-            ax.set_ylabel("y (µm)")
-        if log_r:
+            ax.set_xlabel(f"{face_axes[1]} (µm)")
+            ax.set_ylabel(f"{face_axes[0]} (µm)")
+        if histograms:
             ax = axes.pop(0)
-            styles = vp.sample_styles(log_r)
-            allv = np.concatenate([v[np.isfinite(v)] for v in log_r.values()])
-            bins = np.linspace(allv.min(), allv.max() + 1e-9, 40) if allv.size else 10
-            for sample, v in log_r.items():
-                v = v[np.isfinite(v)]
-                if v.size:
-                    ax.hist(v, bins=bins, histtype="step", color="#333333", linewidth=1.4,
-                            linestyle=styles[sample]["linestyle"],
-                            label=sample if len(log_r) > 1 else None)
+            samples = list(dict.fromkeys(k[0] for k in histograms if isinstance(k, tuple)))
+            styles = vp.sample_styles(samples)
+            for name, (edges, counts) in histograms.items():
+                sample, phase = name if isinstance(name, tuple) else (None, name)
+                counts = np.asarray(counts, float)
+                if counts.sum() <= 0:
+                    continue
+                ax.stairs(counts, np.asarray(edges, float), color=colors.get(phase, "#333333"),
+                          linewidth=1.4,
+                          linestyle=styles[sample]["linestyle"] if sample else "-",
+                          label=f"{sample} {phase}" if sample else phase)
+            if threshold_ohm and np.isfinite(threshold_ohm) and threshold_ohm > 0:
+                ax.axvline(np.log10(threshold_ohm), color="black", linestyle="--", linewidth=1,
+                           label="isolation threshold")
             ax.set_xlabel("log₁₀(R / Ω)")
             ax.set_ylabel("tip positions")
             ax.set_title("log-R histogram")
-            if len(log_r) > 1:
-                _legend(ax, loc="upper right")
-        if depth:
+            _legend(ax, loc="upper right", fontsize=7)
+        if profiles:
             ax = axes.pop(0)
-            ax.plot(depth["depth_um"], depth["values"], color="#333333")
+            positive = True
+            for k, (depth, values, label) in enumerate(profiles):
+                values = np.asarray(values, float)
+                positive &= bool(np.all(values > 0))
+                ax.plot(depth, values, color=("#333333", "#0072B2", "#D55E00", "#009E73")[k % 4],
+                        label=label)
+            if positive:
+                ax.set_yscale("log")
             ax.set_xlabel("depth below the scanned face (µm)")
-            ax.set_ylabel(depth.get("label", ""))
-            ax.set_yscale("log" if np.nanmin(depth["values"]) > 0 else "linear")
+            ax.set_ylabel("mean |j| per plane (A cm⁻², 1 V)")
             ax.set_title("depth profile")
+            _legend(ax, loc="upper right", fontsize=7)
         return vp.figure_data_uri(fig)
 
 
@@ -473,11 +505,9 @@ def iou_figure(data: dict[str, dict], colors: dict) -> str | None:
                 if phase in d:
                     ax.bar(j - 0.4 + width * (i + 0.5), d[phase], width * 0.9,
                            color=colors[phase], hatch=styles[sample]["hatch"],
-                           edgecolor="#333333", linewidth=0.5,
-                           label=sample if j == 0 and n > 1 else None)
+                           edgecolor="#333333", linewidth=0.5)
         ax.set_xticks(range(len(phases)), phases)
         ax.set_ylabel("IoU vs ground truth (–)")
         ax.set_ylim(0, 1)
-        if n > 1:
-            _legend(ax, loc="lower right")
+        _sample_legend(fig, styles)
         return vp.figure_data_uri(fig)

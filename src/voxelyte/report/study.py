@@ -4,7 +4,6 @@ the study provenance, and the table exported as CSV and netCDF."""
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import time
 from pathlib import Path
@@ -146,10 +145,12 @@ def build_study_report(study_dir, out_html, *, study: str, samples: list[str],
             found = b._find_iou(res.json["segmentation"])
             if found:
                 iou[s] = {p: v for p, v in found[1].items() if isinstance(v, (int, float))}
-        rmap, _, _ = b._ssrm_arrays(res)
-        if rmap is not None:
-            ok = np.isfinite(rmap) & (rmap > 0)
-            logr[s] = np.log10(rmap[ok])
+        if res.json.get("ssrm"):
+            sj = res.json["ssrm"]
+            carrier = b.dig(sj, "connectivity", "carrier_phase")
+            for phase, hist in b.ssrm_histograms(sj).items():
+                if carrier is None or phase == carrier:
+                    logr[(s, phase)] = hist
     none = "No sample has run the {} stage: nothing to compare."
 
     def fig_section(sid, title, uri, caption, stage):
@@ -175,8 +176,9 @@ def build_study_report(study_dir, out_html, *, study: str, samples: list[str],
         fig_section("tortuosity", "Tortuosity factors", fg.kappa_figure(kappa, colors),
                     "Electronic and ionic tortuosity factors along the electrode normal, "
                     "simulated vs experiment (Fig. 6b).", "transport"),
-        fig_section("ssrm", "Simulated SSRM", fg.ssrm_figure(None, None, None, logr or None),
-                    "Histograms of log₁₀ R of the simulated SSRM maps.", "ssrm"),
+        fig_section("ssrm", "Simulated SSRM", fg.ssrm_figure(None, None, logr or None, None, colors),
+                    "Histograms of log₁₀ R of the simulated SSRM maps, tip positions on the "
+                    "carrier phase (Gamo et al. SI).", "ssrm"),
         fig_section("segmentation", "Segmentation scores", fg.iou_figure(iou, colors),
                     "IoU per phase against the ground truth (phantoms).", "segment"),
         fig_section("registration", "Registration drift", fg.drift_figure(drift),
