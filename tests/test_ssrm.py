@@ -36,8 +36,10 @@ def test_single_pixel_tip_crowds_current_under_the_tip():
     field = np.ones((20, 15, 15))
     f = ssrm.tip_field(field, (1.0, 1.0, 1.0), (7, 7))
     prof = f["depth_profile_A_cm2"]
-    assert prof[0] > 20 * prof[-1]
+    uniform = f["current_A"] / (15 * 15 * 1e-8)       # I / A of the cross-section
+    assert prof[0] > 20 * uniform
     assert np.all(np.diff(prof[:8]) < 0)
+    assert prof[-1] == pytest.approx(uniform, rel=0.05)
     jz = f["current_density_A_cm2"][0]
     plane_currents = jz.sum(axis=(1, 2)) * 1e-8          # A (1 µm² faces)
     np.testing.assert_allclose(plane_currents[1:], f["current_A"], rtol=1e-6)

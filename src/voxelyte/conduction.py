@@ -449,6 +449,27 @@ COARSEST_CELLS = 1500
 SMOOTHING_SWEEPS = 2
 #: Grid size (voxels) above which the multigrid path stores conductances in float32 by default.
 FLOAT32_ABOVE_VOXELS = 2 ** 24
+#: Levels smaller than this (cells) run their kernels on one thread: a parallel launch costs more
+#: than the work there, and far more on a loaded machine.
+SERIAL_BELOW_CELLS = 2 ** 16
+
+
+class _serial_if_small:
+    """Context manager: numba kernels on one thread while the grid has < SERIAL_BELOW_CELLS."""
+
+    def __init__(self, cells: int):
+        self.small = cells < SERIAL_BELOW_CELLS
+
+    def __enter__(self):
+        if self.small:
+            import numba
+            self.saved = numba.get_num_threads()
+            numba.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.small:
+            import numba
+            numba.set_num_threads(self.saved)
 
 
 @njit(cache=True)
@@ -772,6 +793,10 @@ class GeometricMultigrid:
         self._cycle(0, r, z)
 
     def _cycle(self, l, rhs, z):
+        with _serial_if_small(self.levels[l].g[0].size):
+            self._cycle_level(l, rhs, z)
+
+    def _cycle_level(self, l, rhs, z):
         lev = self.levels[l]
         if l == len(self.levels) - 1 and l > 0:
             from scipy.linalg import cho_solve
@@ -870,6 +895,11 @@ def gmg_solve(mg: GeometricMultigrid, potential_in: float, potential_out: float,
     initial guess (0 outside the network), overwritten by the solution. Stops at
     ||b − A x|| ≤ rtol·||b||. Returns info: iterations, relative_residual (recomputed),
     converged, solve_time_s."""
+    with _serial_if_small(x.size):
+        return _gmg_solve(mg, potential_in, potential_out, x, rtol=rtol, maxiter=maxiter)
+
+
+def _gmg_solve(mg, potential_in, potential_out, x, *, rtol, maxiter):
     t0 = time.perf_counter()
     f = mg.levels[0]
     b_lo = f.b_in.astype(np.float64) * potential_in

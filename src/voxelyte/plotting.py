@@ -113,6 +113,41 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def figure_data_uri(fig, *, dpi: int | None = None) -> str:
-    """The figure as a self-contained ``data:image/png;base64,...`` URI (closes the figure)."""
+def figure_jpeg(fig, *, dpi: int | None = None, quality: int = 85) -> bytes:
+    """JPEG bytes of a figure (closed afterwards): for noisy grey-level images, where PNG is
+    several times larger."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="jpeg", dpi=dpi or STYLE["savefig.dpi"],
+                    pil_kwargs={"quality": quality, "optimize": True})
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def image_data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def figure_data_uri(fig, *, dpi: int | None = None, photo: bool = False) -> str:
+    """The figure as a self-contained data URI (closes the figure): PNG, or JPEG (quality 85)
+    with ``photo`` for figures made of noisy images."""
+    if photo:
+        return image_data_uri(figure_jpeg(fig, dpi=dpi), "image/jpeg")
     return png_data_uri(figure_png(fig, dpi=dpi))
+
+
+def compact_image_uri(path, *, max_png_bytes: int = 200_000, quality: int = 85) -> str:
+    """An image file as a data URI: PNG files larger than ``max_png_bytes`` re-encoded as JPEG
+    (the file itself is left as it is)."""
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    if len(data) <= max_png_bytes:
+        return png_data_uri(data)
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buf, format="JPEG", quality=quality,
+                                                      optimize=True)
+    return image_data_uri(buf.getvalue(), "image/jpeg")

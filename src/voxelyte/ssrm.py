@@ -581,8 +581,10 @@ def tip_field(sigma, voxel_size_um, position, *, tip_size_voxels: int = 1,
     """Independent check and 3D field of one tip position: the Dirichlet window (tip at
     ``bias_V`` behind R_c) solved by AMG-CG over the whole volume. Returns resistance_ohm,
     current_A, potential_V and current_density_A_cm2 (jz, jy, jx in the scanned-face frame:
-    axis 0 = depth), depth_profile_A_cm2 (mean |j_depth| over the voxels carrying current, per
-    plane, Gamo SI Fig. S3). ``full_face``: the whole face is the window (DC test)."""
+    axis 0 = depth), depth_profile_A_cm2 (per plane, the current-weighted mean of the normal
+    component, Σ j² / Σ |j|: the density the current actually flows at, Gamo SI Fig. S3; it is
+    I/A at every depth for a full-face window and peaks under a small tip) and
+    depth_profile_max_A_cm2. ``full_face``: the whole face is the window (DC test)."""
     if _model is None:
         a = _axis_index(scanned_axis)
         vox = _orient_voxel(_voxel(voxel_size_um), a)
@@ -601,7 +603,8 @@ def tip_field(sigma, voxel_size_um, position, *, tip_size_voxels: int = 1,
         out.update(resistance_ohm=math.inf, current_A=0.0,
                    potential_V=np.full(shape, np.nan),
                    current_density_A_cm2=tuple(np.zeros(shape) for _ in range(3)),
-                   depth_profile_A_cm2=np.zeros(shape[0]))
+                   depth_profile_A_cm2=np.zeros(shape[0]),
+                   depth_profile_max_A_cm2=np.zeros(shape[0]))
         return out
     # the window voxels and the network part they reach (same network as the map)
     system = conduction.assemble(model.sigma, model.voxel, 0, inlet_mask=mask,
@@ -630,10 +633,10 @@ def tip_field(sigma, voxel_size_um, position, *, tip_size_voxels: int = 1,
     j = _current_density(model, phi, mask, v_window, sub)
     out["current_density_A_cm2"] = j
     jd = np.abs(j[0])
-    nonzero = jd > 1e-12 * max(jd.max(), 1e-300)
-    counts = nonzero.sum(axis=(1, 2))
-    out["depth_profile_A_cm2"] = np.where(counts > 0, (jd * nonzero).sum(axis=(1, 2)) /
-                                          np.maximum(counts, 1), 0.0)
+    total = jd.sum(axis=(1, 2))
+    out["depth_profile_A_cm2"] = np.where(total > 0, (jd ** 2).sum(axis=(1, 2)) /
+                                          np.where(total > 0, total, 1.0), 0.0)
+    out["depth_profile_max_A_cm2"] = jd.max(axis=(1, 2))
     return out
 
 

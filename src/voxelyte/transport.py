@@ -69,7 +69,8 @@ def tortuosity(labels, phase_label: int, voxel_size_um, axis, *, rtol: float = D
     sigma_eff_S_cm (for ``sigma_bulk_S_cm``), tortuosity_factor, macmullin_number, percolating,
     percolating_fraction (the phase's voxels in the network that connects both faces),
     iterations, relative_residual, converged, current_imbalance_rel, n_unknowns, solve_time_s
-    (assembly + AMG setup + CG). ``kw`` goes to :func:`voxelyte.conduction.effective_conductivity`."""
+    (labelling + preconditioner setup + CG). ``kw`` goes to
+    :func:`voxelyte.conduction.effective_conductivity`."""
     lab = _load(labels)
     a = _axis_index(axis)
     phase = lab == phase_label
@@ -194,7 +195,8 @@ def check_memory(shape_zyx, max_memory_gb: float | None, *, sample: str | None =
     return need
 
 
-def _lut(table: dict, kind: str, insulating_ratio: float, size: int) -> tuple[np.ndarray, dict]:
+def _lut(table: dict, kind: str, insulating_ratio: float, size: int,
+         sample: str | None = None) -> tuple[np.ndarray, dict]:
     """Conductivity per label value (S cm⁻¹) for ``kind``; phases below ``insulating_ratio`` × the
     best conductor are set to 0. Returns (lut, bulk {phase: σ as given})."""
     key = f"sigma_{kind}_S_cm"
@@ -203,11 +205,12 @@ def _lut(table: dict, kind: str, insulating_ratio: float, size: int) -> tuple[np
     for name, spec in table.items():
         value = spec.get(key)
         if value is None:
-            raise InputError("phase conductivity missing", field=f"phases.{name}.{key}",
+            raise InputError("phase conductivity missing", sample=sample,
+                             field=f"phases.{name}.{key}",
                              expected="a conductivity in S cm⁻¹ (>= 0)", found=None)
         value = float(value)
         if not math.isfinite(value) or value < 0:
-            raise InputError("phase conductivity must be finite and >= 0",
+            raise InputError("phase conductivity must be finite and >= 0", sample=sample,
                              field=f"phases.{name}.{key}", expected=">= 0 S cm⁻¹", found=value)
         bulk[name] = value
         lut[spec["label"]] = value
@@ -423,7 +426,8 @@ def run_transport(labels, *, phases: dict, voxel_size_um, axes=AXES, measured: d
         one_hot[name] = lut
     # which solves keep their current field
     for case in flux_fields:
-        lut = one_hot[case] if case in table else _lut(table, case, insulating_ratio, size)[0]
+        lut = (one_hot[case] if case in table
+               else _lut(table, case, insulating_ratio, size, sample)[0])
         solves.field_keys.add(solves.key(lab, lut, a_field))
 
     rw = dict(random_walk or {})
@@ -484,7 +488,7 @@ def run_transport(labels, *, phases: dict, voxel_size_um, axes=AXES, measured: d
     def conductivities(lab_, table_, fractions_):
         out = {}
         for kind in kinds:
-            lut, bulk = _lut(table_, kind, insulating_ratio, size)
+            lut, bulk = _lut(table_, kind, insulating_ratio, size, sample)
             if lut.max(initial=0.0) <= 0:
                 out[kind] = None
                 continue
@@ -541,7 +545,7 @@ def run_transport(labels, *, phases: dict, voxel_size_um, axes=AXES, measured: d
             if case in table:
                 lut = one_hot[case]
             else:
-                lut = _lut(table, case, insulating_ratio, size)[0]
+                lut = _lut(table, case, insulating_ratio, size, sample)[0]
             r = solves(lab, lut, a_field)
             mags.append(r["j_magnitude"])
             axials.append(r["j_axis"])

@@ -396,9 +396,7 @@ def segmentation_section(res: SampleResults, truth_ds, colors: dict) -> tuple[di
                                   caption="Summary of segment/segmentation.json."
                                   + (f" {seg['scoring']}" if isinstance(seg.get("scoring"), str) else "")))
     if "segment_qc" in res.files:
-        import base64
-
-        uri = "data:image/png;base64," + base64.b64encode(res.files["segment_qc"].read_bytes()).decode()
+        uri = vp.compact_image_uri(res.files["segment_qc"])
         blocks.append(figure_block(uri, f"Segmentation QC figure written by the segment stage "
                                    f"({res.files['segment_qc'].name}).", "segmentation QC"))
     return section("segmentation", "Segmentation", blocks), iou

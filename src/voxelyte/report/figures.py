@@ -87,7 +87,9 @@ def slices_figure(rows: list[dict], *, phase_labels: dict, colors: dict) -> str 
 
             fig.legend(handles=[Patch(color=colors[n], label=n) for n in phase_labels],
                        loc="lower center", ncol=len(phase_labels))
-        return vp.figure_data_uri(fig)
+        # grey levels: JPEG (noise makes PNG several times larger); pure label images: PNG
+        photo = any(r["kind"] != "labels" for r in rows)
+        return vp.figure_data_uri(fig, photo=photo)
 
 
 # --------------------------------------------------------------------------- registration
@@ -470,7 +472,7 @@ def ssrm_figure(resistance_map: np.ndarray | None, extent, histograms: dict | No
             ax.set_xlabel("log₁₀(R / Ω)")
             ax.set_ylabel("tip positions")
             ax.set_title("log-R histogram")
-            _legend(ax, loc="upper right", fontsize=7)
+            _legend(ax, loc="best", fontsize=6.5)
         if profiles:
             ax = axes.pop(0)
             positive = True
@@ -481,10 +483,10 @@ def ssrm_figure(resistance_map: np.ndarray | None, extent, histograms: dict | No
                         label=label)
             if positive:
                 ax.set_yscale("log")
-            ax.set_xlabel("depth below the scanned face (µm)")
-            ax.set_ylabel("mean |j| per plane (A cm⁻², 1 V)")
-            ax.set_title("depth profile")
-            _legend(ax, loc="upper right", fontsize=7)
+            ax.set_xlabel("depth below the face (µm)")
+            ax.set_ylabel("mean |j| per plane (A cm⁻²)")
+            ax.set_title("depth profile (1 V)")
+            _legend(ax, loc="best", fontsize=6.5)
         return vp.figure_data_uri(fig)
 
 
