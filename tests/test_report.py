@@ -343,7 +343,9 @@ def test_study_report_renders_in_headless_chromium(repo_root, tmp_path, chromium
     for name, se in (("A", 1.6), ("B", 1.0)):
         s = json.loads(json.dumps(base))
         s["phantom"].update(shape_zyx=[20, 32, 32], cam_d50_um=1.2, se_d50_um=se)
-        s["stages"] = {"ingest": {"chunks_zyx": [10, 1024, 1024]}}
+        s["stages"] = {"ingest": {"chunks_zyx": [10, 1024, 1024]},  # short walks: seconds
+                       "transport": {"axes": ["z", "x"], "random_walk": {
+                           "n_walkers": 200, "n_steps": 2000, "seed": 3}}}
         samples[name] = s
     study_file = write_study(tmp_path, "web", samples)
     done = run_study(repo_root, study_file)

@@ -21,8 +21,11 @@ and, for a single conducting phase of bulk conductivity σ_bulk and volume fract
 tortuosity factor τ = φ · σ_bulk / σ_eff (Minnmann et al. 2024, Eq. 3; the TauFactor convention,
 Cooper et al. 2016, SoftwareX 5, 203; Kench et al. 2023, JOSS 8, 5358).
 
-The system is solved with conjugate gradients preconditioned by algebraic multigrid (pyamg
-smoothed aggregation by default).
+Default solver: matrix-free conjugate gradients on the voxel grid (float64 solution, residual and
+sums) preconditioned by a geometric multigrid V(2,2)-cycle (red-black Gauss–Seidel, 2×2×2
+aggregation with scaled Galerkin coarse networks, numba kernels); see the "matrix-free multigrid"
+section. The assembled CSR matrix with pyamg AMG-CG (``preconditioner="sa"`` or ``"rs"``) remains
+available and is the reference in the tests.
 """
 from __future__ import annotations
 
@@ -40,9 +43,9 @@ from voxelyte.errors import InputError
 
 #: cm per µm: G [S] = σ [S cm⁻¹] · area [µm²] / length [µm] · UM_TO_CM.
 UM_TO_CM = 1e-4
-#: Default relative residual ||b - A x|| / ||b|| of the CG solve. With smoothed-aggregation
-#: AMG-CG it puts τ within 1e-5 (relative) of a solve converged to 1e-12 on random porous media
-#: (tests/test_conduction.py checks 0.1 %).
+#: Default relative residual ||b - A x|| / ||b|| of the CG solve. With the multigrid or AMG
+#: preconditioners it puts τ within 1e-5 (relative) of a solve converged to 1e-12 on random porous
+#: media (tests/test_conduction.py checks it; the requirement is 0.1 %).
 DEFAULT_RTOL = 1e-7
 
 

@@ -18,18 +18,19 @@ tip position: a map needs the face block of A⁻¹, not one 3D solve per pixel.
 Face block of A⁻¹. Ordering the face unknowns F last, the trailing block of the factorisation is
 the Schur complement S_F = A_FF − A_FI A_II⁻¹ A_IF and (A⁻¹)_FF = S_F⁻¹ (MKL PARDISO's Schur
 complement, iparm[35] = 2; scipy's SuperLU where MKL is missing). Exact, but a sparse factorisation
-of a whole N³ volume costs ~N⁶ flops and ~N⁴ memory, so maps of large faces are **tiled**: the
+of a whole N³ volume costs ~N⁶ flops and ~N⁴ memory, so maps of large faces can be tiled: the
 face is cut into t × t tiles; each tile's sub-volume V (the tile plus a lateral halo h, depth
 ≤ ``depth_voxels``) is factorised with the tile's face last, and the rest of the volume enters
 exactly through the potential u_Γ it imposes on the outer neighbours Γ of V:
 
     Z_TT = (A_VV⁻¹)_TT  −  [A_VV⁻¹ A_VΓ u_Γ]_T   (per source position).
 
-u_Γ for a source inside the tile is taken from global solves (AMG-CG) for unit "probe" currents
-at the tile corners, interpolated bilinearly in the source position: the far field seen at a
-distance ≥ h depends smoothly on where the current enters. The error of this step is measured
-against independent per-pixel solves (tests/test_ssrm.py, benchmarks/ssrm_map.py); a tile whose
-sub-volume is the whole volume is exact.
+u_Γ for a source inside the tile is taken from global solves for unit "probe" currents at the
+tile corners, interpolated bilinearly in the source position. This is exact when a tile's
+sub-volume is the whole volume, but the interpolation assumes the far field depends smoothly on
+where the current enters, which fails in high-contrast media where neighbouring pixels sit on
+different conducting clusters (errors of 10 % and more on small phantoms): ``method="tiled"`` is
+opt-in and approximate; ``"auto"`` is the exact direct method.
 
 Analytic checks (science.md): full-face window on a uniform bar, R = L/(σA); square window of
 side s on a half-space, R ≈ 0.4412 ρ/s; disc of radius a, R = ρ/(4a) (Maxwell/Holm).
@@ -65,8 +66,6 @@ DEFAULT_RTOL = 1e-8
 #: Rough memory per voxel (bytes) of the global operator, AMG hierarchy and fields (measured on
 #: 128³ phantoms: ~0.9 kB per voxel peak RSS with float64 AMG-CG).
 BYTES_PER_VOXEL = 1000
-#: Memory of one tile's factorisation per sub-volume voxel (bytes; MKL PARDISO, 3D fill).
-BYTES_PER_TILE_VOXEL = 4000
 
 
 # --------------------------------------------------------------------------- conductivity field
@@ -342,21 +341,28 @@ def _amg_solve(model: _Model, B: np.ndarray, rtol: float) -> np.ndarray:
 DIRECT_PROBE_MAX_UNKNOWNS = 400_000
 
 
+def _direct_solve(A: sp.csr_matrix, B: np.ndarray) -> np.ndarray:
+    """A⁻¹ B by one MKL PARDISO factorisation (Jacobi-scaled; forward, 1 × 1 Schur, backward)."""
+    n = A.shape[0]
+    system = _SchurSystem(A, np.arange(1), "pardiso")
+    d = system.d
+    Y = system.pardiso.forward(B * d[:, None])
+    Y[:1] = system._cho_solve(system.cho, Y[:1])
+    X = np.zeros_like(Y, order="F")
+    system.pardiso._call(333, np.asfortranarray(Y), X, nrhs=Y.shape[1])
+    system.release()
+    return X[:n] * d[:, None]
+
+
+def _use_direct(n: int, backend: str = "auto") -> bool:
+    return (n <= DIRECT_PROBE_MAX_UNKNOWNS and backend != "superlu"
+            and _Pardiso.library() is not None)
+
+
 def _probe_solve(model: _Model, B: np.ndarray, rtol: float, backend: str) -> np.ndarray:
     """A⁻¹ B for the probe sources: one factorisation where the system is small, else AMG-CG."""
-    n = model.A.shape[0]
-    if n <= DIRECT_PROBE_MAX_UNKNOWNS and (backend != "superlu" and
-                                           _Pardiso.library() is not None):
-        system = _SchurSystem(model.A, np.arange(min(n, 1)), "pardiso")
-        system.face = np.arange(n)
-        d = system.d
-        Y = system.pardiso.forward(B * d[:, None])
-        # forward (331) leaves the Schur unknown (row 0) to be solved densely, then back-substitute
-        Y[system.pardiso.perm.astype(bool)] = system._cho_solve(system.cho, Y[:1])
-        X = np.zeros_like(Y, order="F")
-        system.pardiso._call(333, np.asfortranarray(Y), X, nrhs=Y.shape[1])
-        system.release()
-        return X * d[:, None]
+    if _use_direct(model.A.shape[0], backend):
+        return _direct_solve(model.A, B)
     return _amg_solve(model, B, rtol)
 
 
@@ -383,7 +389,7 @@ def resistance_map(sigma, voxel_size_um, *, positions=None, stride: int = 1, reg
     ``method``: ``"direct"`` (one Schur complement of the whole volume on all window pixels:
     exact), ``"tiled"`` (tile sub-volumes + probe far field, see the module docstring),
     ``"iterative"`` (one AMG-CG solve per position with the Dirichlet window: exact to rtol;
-    slow) or ``"auto"`` (direct when the whole volume fits one tile, else tiled).
+    slow) or ``"auto"`` (= direct; tiling is approximate and only on request).
     Returns positions, resistance_ohm (n,), method, timings and, for tiled, n_tiles/n_probes."""
     t0 = time.perf_counter()
     a = _axis_index(scanned_axis)
@@ -401,10 +407,8 @@ def resistance_map(sigma, voxel_size_um, *, positions=None, stride: int = 1, reg
                              disc_radius_um=disc_radius_um)
     nz = model.sigma.shape[0]
     depth = nz if depth_voxels is None else max(1, min(nz, int(depth_voxels)))
-    if method == "auto":
-        whole = (face_shape[0] <= tile_voxels + 2 * halo_voxels and
-                 face_shape[1] <= tile_voxels + 2 * halo_voxels and depth >= nz)
-        method = "direct" if whole else "tiled"
+    if method == "auto":   # the exact Schur complement; tiling is opt-in (approximate)
+        method = "direct"
     if method == "direct":
         tile_voxels = max(face_shape) + 1
         halo_voxels, depth = max(face_shape), nz
@@ -414,7 +418,7 @@ def resistance_map(sigma, voxel_size_um, *, positions=None, stride: int = 1, reg
         for k, pos in enumerate(positions):
             R[k] = tip_resistance(None, None, pos, offsets=offsets,
                                   contact_resistance_ohm=contact_resistance_ohm, rtol=rtol,
-                                  _model=model)
+                                  solver="amg", _model=model)
             if progress:
                 progress(k + 1, len(positions))
     elif method in ("direct", "tiled"):
@@ -577,7 +581,7 @@ def tip_field(sigma, voxel_size_um, position, *, tip_size_voxels: int = 1,
               disc_radius_um: float | None = None, contact_resistance_ohm: float = 0.0,
               scanned_axis="z", scanned_side: str = "start", bias_V: float = 1.0,
               rtol: float = DEFAULT_RTOL, full_face: bool = False, offsets=None,
-              _model: _Model | None = None) -> dict:
+              solver: str = "auto", _model: _Model | None = None) -> dict:
     """Independent check and 3D field of one tip position: the Dirichlet window (tip at
     ``bias_V`` behind R_c) solved by AMG-CG over the whole volume. Returns resistance_ohm,
     current_A, potential_V and current_density_A_cm2 (jz, jy, jx in the scanned-face frame:
@@ -613,14 +617,17 @@ def tip_field(sigma, voxel_size_um, position, *, tip_size_voxels: int = 1,
     keep = sub[model.network]
     A = system.A[keep][:, keep]
     b = system.b[keep]
-    import pyamg
-    from scipy.sparse.linalg import cg
-    d = 1.0 / np.sqrt(A.diagonal())
-    As = sp.csr_matrix(sp.diags(d) @ A @ sp.diags(d))
-    ml = pyamg.smoothed_aggregation_solver(As, symmetry="hermitian", strength="symmetric",
-                                           max_coarse=500)
-    y, _ = cg(As, b * d, rtol=rtol, atol=0.0, maxiter=5000, M=ml.aspreconditioner())
-    x = y * d
+    if solver == "direct" or (solver == "auto" and _use_direct(A.shape[0])):
+        x = _direct_solve(A, b[:, None])[:, 0]
+    else:
+        import pyamg
+        from scipy.sparse.linalg import cg
+        d = 1.0 / np.sqrt(A.diagonal())
+        As = sp.csr_matrix(sp.diags(d) @ A @ sp.diags(d))
+        ml = pyamg.smoothed_aggregation_solver(As, symmetry="hermitian", strength="symmetric",
+                                               max_coarse=500)
+        y, _ = cg(As, b * d, rtol=rtol, atol=0.0, maxiter=5000, M=ml.aspreconditioner())
+        x = y * d
     g_in = system.g_in_S[keep]
     i_unit = float(np.dot(g_in, 1.0 - x))            # A at 1 V on the window voxels
     r_body = 1.0 / i_unit
@@ -715,16 +722,31 @@ def spreading_resistance_ohm(sigma_S_cm: float, voxel_yx_um, *, tip_size_voxels:
 
 
 def estimate_memory_bytes(shape_zyx, settings: dict) -> int:
-    """Peak memory estimate: the global operator/AMG/fields per voxel plus one tile's
-    factorisation (tile + 2 halo)² × depth voxels, or the whole volume for the direct method."""
+    """Peak memory estimate (bytes): the global operator, AMG and fields (BYTES_PER_VOXEL per
+    voxel); the sparse factorisation of the volume (direct) or of one tile's sub-volume (tiled),
+    whose 3D nested-dissection fill is ≈ 6 n^(4/3) entries (measured on 48³–64³ grids), × 12 B
+    with indices and a 1.5 working margin; and the dense face block of A⁻¹ (3 copies of
+    (scanned window pixels)²)."""
     n = int(np.prod(shape_zyx))
-    t, h = int(settings.get("tile_voxels", 32)), int(settings.get("halo_voxels", 16))
-    depth = settings.get("depth_voxels") or 2 * h
-    face = sorted(shape_zyx)[1:]
-    sub = min(n, (t + 2 * h) ** 2 * depth)
-    if settings.get("method") == "direct" or (face[0] <= t + 2 * h and face[1] <= t + 2 * h):
-        sub = n
-    return n * BYTES_PER_VOXEL + sub * BYTES_PER_TILE_VOXEL
+    a = _axis_index(settings.get("scanned_axis", "z"))
+    face = [shape_zyx[d] for d in range(3) if d != a]
+    stride = max(1, int(settings.get("stride", 1)))
+    region = settings.get("region")
+    if region:
+        face = [max(0, min(face[k], r[1]) - r[0]) for k, r in enumerate(region)]
+    positions = math.ceil(face[0] / stride) * math.ceil(face[1] / stride)
+    w = int(settings.get("tip_size_voxels", 1)) ** 2
+    if settings.get("method") == "tiled":
+        t, h = int(settings.get("tile_voxels", 32)), int(settings.get("halo_voxels", 16))
+        depth = settings.get("depth_voxels") or 2 * h
+        sub = min(n, (t + 2 * h) ** 2 * depth)
+        face_unknowns = min(positions, math.ceil(t / stride) ** 2) * w
+    elif settings.get("method") == "iterative":
+        sub, face_unknowns = 0, 0
+    else:
+        sub, face_unknowns = n, positions * w
+    fill = 6.0 * sub ** (4.0 / 3.0) * 12 * 1.5
+    return int(n * BYTES_PER_VOXEL + fill + 3 * 8 * face_unknowns ** 2)
 
 
 def _crop(arr: np.ndarray, crop, sample) -> tuple[np.ndarray, list]:
@@ -850,12 +872,12 @@ def simulate(labels, phases: dict, voxel_size_um, settings: dict | None = None, 
         "pixel_agreement": agree,
         "geometric_rule": "carrier cluster (face-connected) not reaching the counter electrode",
     }
-    if descriptors:
-        conn = (descriptors.get("connectivity") or {}).get(carrier) or {}
+    if descriptors:   # descriptors.json: flat keys connectivity_<phase>_<measure>
         for k in ("isolated_from_current_collector", f"isolated_{cfg['scanned_axis']}",
-                  f"percolating_{cfg['scanned_axis']}"):
-            if k in conn:
-                connectivity[f"descriptor_{k}"] = conn[k]
+                  f"dead_end_{cfg['scanned_axis']}", f"percolating_{cfg['scanned_axis']}"):
+            key = f"connectivity_{carrier}_{k}"
+            if key in descriptors:
+                connectivity[f"descriptor_{key}"] = descriptors[key]
 
     # current fields for chosen positions (lowest / highest R on the carrier, then quantiles)
     chosen = []
