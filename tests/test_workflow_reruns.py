@@ -65,7 +65,9 @@ def test_resources_follow_sample_size_and_overrides(repo_root, tmp_path):
     # the sample file's override wins, for that rule only
     assert jobs[("preprocess", "big")] == {"sample": "big", "threads": 1, "mem_mb": 12345,
                                            "runtime": 99}
-    assert jobs[("preprocess", "small")]["threads"] == 2
+    # threads: one for a small volume (jobs of several samples share the cores), more for a big one
+    assert jobs[("preprocess", "small")]["threads"] == 1
+    assert jobs[("register", "big")]["threads"] == 2
 
 
 def test_resources_naming_an_unknown_rule_is_a_clear_error(repo_root, tmp_path):

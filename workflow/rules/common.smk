@@ -89,9 +89,20 @@ def _override(rule_name, wildcards, key):
     return (sample_of(wildcards).config.get("resources") or {}).get(rule_name, {}).get(key)
 
 
+#: Below this size (Mvoxel) a job runs on one thread: interpreter and I/O overheads dominate, and
+#: jobs of several samples running side by side use the cores better than one job on all of them.
+SMALL_MVOXELS = 16
+
+
 def rule_threads(rule_name, default=2):
-    """Threads of a rule (numba, BLAS and dask follow them: voxelyte.scripting.run)."""
-    return lambda wildcards: _override(rule_name, wildcards, "threads") or default
+    """Threads of a rule (numba, BLAS and dask follow them: voxelyte.scripting.run): the
+    sample file's override, else 1 for small volumes, else ``default``."""
+    def threads(wildcards):
+        given = _override(rule_name, wildcards, "threads")
+        if given:
+            return int(given)
+        return 1 if sample_mvoxels(wildcards.sample) < SMALL_MVOXELS else default
+    return threads
 
 
 def rule_mem_mb(rule_name, base_mb, mb_per_mvoxel):
