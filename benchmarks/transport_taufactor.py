@@ -8,8 +8,8 @@ Unzip ``taufactor-TF500-benchmark.tiff.zip`` (shared data) to a scratch folder o
 repository first. Side by side: each case (tool × leading-corner crop n³ × array axis) runs in its
 own child process with the same thread count (OMP/MKL/numba threads, torch.set_num_threads).
 ``--full``: voxelyte alone on the whole 500³ volume, all three directions in one process (the
-cluster labelling is shared), with the overconverged published τ (1.1513, 1.3905, 4.2431 for array
-axes 2, 1, 0) beside it. Each child reports τ of the 255 phase (τ = φ·σ_bulk/σ_eff, not squared),
+cluster labelling is shared), with the overconverged published τ beside it (the data's README leaves the
+axis of each value open; solving assigns 4.2431 to array axis 0, 1.1513 to 1 and 1.3905 to 2). Each child reports τ of the 255 phase (τ = φ·σ_bulk/σ_eff, not squared),
 wall time (solve incl. setup, excl. reading the tiff and excl. numba's one-off compilation), iterations and its peak RSS
 (getrusage ru_maxrss, the whole process) as one JSON line. TauFactor solves along the first array
 axis, so its input is transposed for other axes.
@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-PUBLISHED_TAU = {0: 4.2431, 1: 1.3905, 2: 1.1513}
+PUBLISHED_TAU = {0: 4.2431, 1: 1.1513, 2: 1.3905}  # axis -> τ, assigned by solving (see above)
 
 
 def _peak_rss_mb() -> float:
