@@ -85,7 +85,7 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
     doc = json.loads((out / "provenance.json").read_text())
     assert {(r["rule"], r["sample"]) for r in doc["runs"]} == {
         (rule, "tiny") for rule in ("phantom", "ingest", "register", "preprocess", "segment",
-                                    "descriptors", "transport", "report")}
+                                    "descriptors", "transport", "ssrm", "report")}
     ingest = next(r for r in doc["runs"] if r["rule"] == "ingest")
     assert [i["name"] for i in ingest["inputs"]] == ["BSE", "SE"]
     assert all(len(i["sha256"]) == 64 for i in ingest["inputs"])
