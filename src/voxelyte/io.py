@@ -737,6 +737,17 @@ def read_raw_stack(channels: list[dict], *, sample: str, voxel_size_um: dict | N
     return xr.DataArray(data, dims=("channel",) + AXES, coords=coords, name="raw", attrs=attrs)
 
 
+def as_channel_stack(stack: xr.DataArray) -> xr.DataArray:
+    """A (channel, z, y, x) view of an image stack; a single (z, y, x) volume gets one channel
+    named "image". Other layouts raise InputError."""
+    if stack.dims == ("z", "y", "x"):
+        stack = stack.expand_dims(channel=["image"])
+    if stack.dims != ("channel", "z", "y", "x"):
+        raise InputError("stack has unexpected dimensions", field="dims",
+                         expected="(channel, z, y, x) or (z, y, x)", found=stack.dims)
+    return stack
+
+
 def volume_voxel_size_um(volume: xr.DataArray | xr.Dataset, axes=AXES) -> tuple[float, ...]:
     """Voxel size (µm) along ``axes`` of a volume written by a voxelyte stage: its
     ``voxel_size_um`` attribute [vz, vy, vx], else the spacing of its µm coords."""

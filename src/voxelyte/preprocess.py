@@ -36,7 +36,7 @@ import xarray as xr
 from scipy import ndimage, signal
 
 from voxelyte.errors import InputError
-from voxelyte.io import volume_voxel_size_um
+from voxelyte.io import as_channel_stack, volume_voxel_size_um
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +60,6 @@ PREPROCESS_DEFAULTS = {
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_stack(stack: xr.DataArray) -> xr.DataArray:
-    if stack.dims == ("z", "y", "x"):
-        stack = stack.expand_dims(channel=["image"])
-    if stack.dims != ("channel", "z", "y", "x"):
-        raise InputError("stack has unexpected dimensions", field="dims",
-                         expected="(channel, z, y, x)", found=stack.dims)
-    return stack
-
 
 def _channel_names(stack: xr.DataArray) -> list[str]:
     if "channel" in stack.coords:
@@ -79,7 +71,7 @@ def _map_slices(stack: xr.DataArray, func, channels=None, step: str = "") -> xr.
     """Apply ``func(image2d float32, channel_name, z_index) -> image2d`` to every slice of the
     selected channels (others only cast to float32); lazy, whole slices per task. Non-finite
     voxels are filled with the slice median for ``func`` and are NaN again in the result."""
-    stack = _check_stack(stack)
+    stack = as_channel_stack(stack)
     names = _channel_names(stack)
     selected = set(names if channels is None else channels)
     data = stack.data
@@ -332,7 +324,7 @@ def correct_brightness_drift(stack: xr.DataArray, *, model: str = "linear",
                              factors: np.ndarray | None = None) -> xr.DataArray:
     """Multiply slice z of channel c by ``factors[c, z]`` (computed from the slice medians with
     ``brightness_factors`` unless given)."""
-    stack = _check_stack(stack)
+    stack = as_channel_stack(stack)
     if factors is None:
         factors = brightness_factors(_slice_statistic(stack), model)
     names = _channel_names(stack)
@@ -355,7 +347,7 @@ def destripe(stack: xr.DataArray, *, channels=("SE",), axis: str = "y", wavelet:
     if wavelet not in pywt.wavelist(kind="discrete"):
         raise InputError("unknown wavelet", field="destripe_wavelet",
                          expected="a discrete PyWavelets wavelet (e.g. db4)", found=wavelet)
-    names = _channel_names(_check_stack(stack))
+    names = _channel_names(as_channel_stack(stack))
     channels = [c for c in (channels or []) if c in names]
     return _map_slices(stack, lambda im, c, z: destripe_slice(im, axis=axis, wavelet=wavelet,
                                                               level=level, sigma=sigma),
@@ -371,7 +363,7 @@ def _sample_indices(nz: int, n: int) -> np.ndarray:
 def contrast_percentiles(stack: xr.DataArray, percentiles=(0.5, 99.5),
                          sample_slices: int = 32) -> np.ndarray:
     """(channel, 2) percentiles over evenly spaced sample slices (finite voxels only)."""
-    stack = _check_stack(stack)
+    stack = as_channel_stack(stack)
     idx = _sample_indices(stack.sizes["z"], sample_slices)
     sample = np.asarray(stack.isel(z=idx).values, dtype=np.float64)
     out = np.empty((sample.shape[0], 2))
@@ -387,7 +379,7 @@ def normalise_contrast(stack: xr.DataArray, *, method: str = "percentile",
                        limits: np.ndarray | None = None) -> xr.DataArray:
     """Contrast normalisation to float32 [0, 1] (module docstring). ``limits`` (channel, 2)
     skips the percentile pass."""
-    stack = _check_stack(stack)
+    stack = as_channel_stack(stack)
     names = _channel_names(stack)
     lo_p, hi_p = (float(v) for v in percentiles)
     if not 0 <= lo_p < hi_p <= 100:
@@ -443,7 +435,7 @@ def preprocess(registered: xr.Dataset, **params) -> xr.Dataset:
                              expected="variable 'registered' (channel, z, y, x)",
                              found=list(registered.data_vars))
         name = next(iter(registered.data_vars))
-    stack = _check_stack(registered[name])
+    stack = as_channel_stack(registered[name])
     if stack.dtype.kind not in "iuf":
         raise InputError("image data are not numeric", field=name, expected="integer or float",
                          found=str(stack.dtype))

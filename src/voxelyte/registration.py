@@ -65,7 +65,7 @@ import xarray as xr
 from scipy import ndimage, signal
 
 from voxelyte.errors import InputError
-from voxelyte.io import volume_voxel_size_um
+from voxelyte.io import as_channel_stack, volume_voxel_size_um
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,7 @@ _BLANK_REL_STD = 1e-6
 
 # --------------------------------------------------------------------------- helpers
 def _as_czyx(stack: xr.DataArray) -> xr.DataArray:
-    if stack.dims == ("z", "y", "x"):
-        stack = stack.expand_dims(channel=["image"])
-    if stack.dims != ("channel", "z", "y", "x"):
-        raise InputError("stack has unexpected dimensions", field="dims",
-                         expected="(channel, z, y, x) or (z, y, x)", found=stack.dims)
+    stack = as_channel_stack(stack)
     if stack.sizes["z"] < 2:
         raise InputError("registration needs at least two slices", field="z",
                          expected="a stack of >= 2 slices", found=f"{stack.sizes['z']} slice(s)")

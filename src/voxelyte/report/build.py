@@ -485,13 +485,9 @@ def chords_section(res: SampleResults, colors: dict) -> dict:
     if d is None:
         return section("chords", "Chord-length distributions", [], missing=not_run("descriptors"))
     src = _source(res, "descriptors/descriptors.json")
-    rows = []
-    for p in res.phases():
-        keys = [f"mean_chord_length_{p}_{a}_um" for a in AXES] + [f"mean_chord_length_{p}_um",
-                                                                    f"chord_count_{p}"]
-        if any(k in d for k in keys):
-            rows.append([{"text": p, "swatch": colors.get(p)},
-                         *[cell(d.get(k), src, [k]) if k in d else "—" for k in keys]])
+    rows = _phase_rows(res, d, src, colors, lambda p: [
+        *(f"mean_chord_length_{p}_{a}_um" for a in AXES), f"mean_chord_length_{p}_um",
+        f"chord_count_{p}"])
     return section("chords", "Chord-length distributions", [
         figure_block(fg.chord_length_figure({res.name: t}, colors),
                      "Chord-length distributions per phase and axis (Minnmann et al. 2024, "
@@ -552,18 +548,26 @@ def interfaces_section(res: SampleResults, colors: dict) -> tuple[dict, dict]:
         table_block(["surface coverage", "fraction"], cov, cls="kv")]), data
 
 
+def _phase_rows(res: SampleResults, d: dict, src: str, colors: dict, keys_of) -> list:
+    """One table row per phase that has any of the keys ``keys_of(phase)`` in ``d``: the phase
+    with its colour swatch, then each key's value (from ``src``) or "—"."""
+    rows = []
+    for p in res.phases():
+        keys = keys_of(p)
+        if any(k in d for k in keys):
+            rows.append([{"text": p, "swatch": colors.get(p)},
+                         *[cell(d.get(k), src, [k]) if k in d else "—" for k in keys]])
+    return rows
+
+
 def sizes_section(res: SampleResults, colors: dict) -> dict:
     d = res.descriptors
     if d is None:
         return section("sizes", "Size distributions", [], missing=not_run("descriptors"))
     src = _source(res, "descriptors/descriptors.json")
-    rows = []
-    for p in res.phases():
-        keys = [f"mean_local_thickness_{p}_um", f"median_local_thickness_{p}_um",
-                f"granulometry_mean_radius_{p}_um"]
-        if any(k in d for k in keys):
-            rows.append([{"text": p, "swatch": colors.get(p)},
-                         *[cell(d.get(k), src, [k]) if k in d else "—" for k in keys]])
+    rows = _phase_rows(res, d, src, colors, lambda p: [
+        f"mean_local_thickness_{p}_um", f"median_local_thickness_{p}_um",
+        f"granulometry_mean_radius_{p}_um"])
     part = [[pretty(k), cell(v, src, [k])] for k, v in d.items()
             if k.startswith("particle_")]
     uri = fg.size_figure({res.name: res.tables.get("local_thickness_distribution")},
@@ -582,12 +586,8 @@ def profiles_section(res: SampleResults, colors: dict) -> dict:
     if d is None:
         return section("profiles", "Through-thickness profiles", [], missing=not_run("descriptors"))
     src = _source(res, "descriptors/descriptors.json")
-    rows = []
-    for p in res.phases():
-        keys = [f"profile_mean_volume_fraction_{p}", f"profile_rsd_{p}", f"profile_slope_{p}_um-1"]
-        if any(k in d for k in keys):
-            rows.append([{"text": p, "swatch": colors.get(p)},
-                         *[cell(d.get(k), src, [k]) if k in d else "—" for k in keys]])
+    rows = _phase_rows(res, d, src, colors, lambda p: [
+        f"profile_mean_volume_fraction_{p}", f"profile_rsd_{p}", f"profile_slope_{p}_um-1"])
     conn = []
     for p in res.phases():
         for a in AXES:
