@@ -115,6 +115,23 @@ SNAKEMAKE=("$PY" -m snakemake --snakefile "$REPO/Snakefile" --directory "$SCRATC
 import json, re, sys, pathlib
 import numpy as np, xarray as xr
 scratch = pathlib.Path(sys.argv[1])
+
+
+def numbers(tree, prefix=""):
+    """Flatten a JSON tree to {path: number}, leaving out run-time measurements."""
+    out = {}
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for key, value in items:
+        path = f"{prefix}/{key}"
+        if str(key).endswith("_s") or any(w in str(key) for w in ("time", "memory", "rss")):
+            continue
+        if isinstance(value, (dict, list)):
+            out.update(numbers(value, path))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[path] = float(value)
+    return out
+
+
 log = (scratch / "slurm/log/slurmctld.log").read_text()
 allocated = len(re.findall(r"sched: Allocate JobId=\d+", log))
 runs = json.loads((scratch / "results/slurm/provenance.json").read_text())["runs"]
@@ -128,5 +145,22 @@ for sample in ("big_se", "small_se"):
     da_ = json.loads((scratch / "results/slurm" / sample / "descriptors/descriptors.json").read_text())
     db_ = json.loads((scratch / "results/local" / sample / "descriptors/descriptors.json").read_text())
     assert da_ == db_, f"{sample}: descriptors differ between SLURM and local runs"
+    a = xr.open_zarr(scratch / "results/slurm" / sample / "labels.zarr")["labels"].values
+    b = xr.open_zarr(scratch / "results/local" / sample / "labels.zarr")["labels"].values
+    np.testing.assert_array_equal(a, b, err_msg=f"{sample} labels.zarr")
+    ta = numbers(json.loads((scratch / "results/slurm" / sample / "transport/transport.json").read_text()))
+    tb = numbers(json.loads((scratch / "results/local" / sample / "transport/transport.json").read_text()))
+    assert ta.keys() == tb.keys() and len(ta) > 10, f"{sample}: transport.json keys differ"
+    for key in ta:
+        assert np.isclose(ta[key], tb[key], rtol=1e-9, atol=0, equal_nan=True), \
+            f"{sample} transport {key}: {ta[key]} (SLURM) vs {tb[key]} (local)"
+    sa = xr.open_zarr(scratch / "results/slurm" / sample / "ssrm.zarr")
+    sb = xr.open_zarr(scratch / "results/local" / sample / "ssrm.zarr")
+    assert set(sa.data_vars) == set(sb.data_vars), f"{sample}: ssrm.zarr variables differ"
+    for var in sa.data_vars:
+        np.testing.assert_allclose(sa[var].values, sb[var].values, rtol=1e-9, atol=0,
+                                   err_msg=f"{sample} ssrm.zarr {var}")
+    print(f"{sample}: raw, corrected, labels, descriptors, {len(ta)} transport numbers and "
+          f"{len(sa.data_vars)} SSRM arrays equal")
 print("SLURM run: every job through sbatch, results identical to the local run")
 PYEOF
