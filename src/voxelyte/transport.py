@@ -76,7 +76,7 @@ def tortuosity(labels, phase_label: int, voxel_size_um, axis, *, rtol: float = D
     phase = lab == phase_label
     n_phase = int(np.count_nonzero(phase))
     phi = n_phase / phase.size
-    r = effective_conductivity(phase.astype(np.float64), voxel_size_um, a, rtol=rtol,
+    r = effective_conductivity(phase, voxel_size_um, a, rtol=rtol,  # bool: no float64 copy
                                return_field=return_field, **kw)
     rel = r["sigma_eff_S_cm"]  # σ_bulk = 1
     out = {"axis": AXES[a], "phase_label": int(phase_label), "volume_fraction": phi,
