@@ -83,6 +83,8 @@ SEGMENT_DEFAULTS = {
     "se_channel": "SE",
     "unsupervised_smoothing_px": 0.7,
     "se_pore_threshold_mad": 3.0,
+    "se_pore_edge_erosion_px": 1,
+    "bse_pore_threshold_mad": 3.0,
     "rim_max_width_px": 2,
     "min_island_um3": 0.0,
     "smoothing": "none",
@@ -598,7 +600,11 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
     3. Pores from the SE (topography) channel: the SE detector brightens pore edges. The SE
        value is standardised against the SE level of its BSE class,
        ``r = (SE - median_class) / (1.4826 MAD_class)``; ``r > se_pore_threshold_mad`` marks
-       pore edges, whose holes (the darker pore interior) are filled per slice.
+       pore edges, whose holes (the darker pore interior) are filled per slice. The edge
+       brightening reaches past the pore into both neighbours, so the filled mask is eroded
+       by ``se_pore_edge_erosion_px`` per slice. Middle-class voxels darker than
+       ``median - bse_pore_threshold_mad * 1.4826 MAD`` of the middle class in BSE are pores
+       too (the darkest BSE class: pores whose shine-through is attenuated; 0 = off).
     4. ``remove_middle_rim`` (gradient-aware) relabels the false middle-phase rim left where
        the brightest and the darkest phase meet.
     Returns (labels, confidence uint8, info)."""
@@ -637,7 +643,16 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
         r[where] = (se[where] - med) / (mad or 1.0)
         stats[name] = {"se_median": med, "se_mad_scaled": mad}
     edges = r > float(p["se_pore_threshold_mad"])
-    pore = np.stack([ndimage.binary_fill_holes(sl) for sl in edges])
+    erosion = int(p["se_pore_edge_erosion_px"])
+    pore = np.stack([ndimage.binary_erosion(ndimage.binary_fill_holes(sl), iterations=erosion)
+                     if erosion > 0 else ndimage.binary_fill_holes(sl) for sl in edges])
+    k_dark = float(p["bse_pore_threshold_mad"])
+    dark_level = None
+    if k_dark > 0 and (~bright).any():
+        vals = _sample_values(bse[~bright], 2_000_000, rng)
+        med = float(np.median(vals))
+        dark_level = med - k_dark * 1.4826 * float(np.median(np.abs(vals - med)))
+        pore |= bse < dark_level
     labels = np.where(bright, high, middle).astype(np.uint8)
     labels[pore] = low
     # confidence: distance to the BSE threshold relative to half the gap of the class medians
@@ -657,6 +672,7 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
         threshold=float(level_mid), max_width_px=int(p["rim_max_width_px"]))
     info = {"bse_threshold": t_bse, "se_class_levels": stats,
             "se_pore_threshold_mad": float(p["se_pore_threshold_mad"]),
+            "se_pore_edge_erosion_px": erosion, "bse_pore_level": dark_level,
             "phase_order_dark_to_bright": list(phase_order),
             "rim_threshold_bse": float(level_mid),
             "rim_voxels_relabelled": n_relabelled,
