@@ -10,8 +10,10 @@ def main(smk, log):
     out_store = Path(smk.output.registered).parent
     raw = io.open_volume(raw_store, sample=sample)
     registered, drift = registration.register(raw, **smk.params.stage, num_workers=smk.threads)
-    log.info("%s: drift at last slice dy %.2f px, dx %.2f px; %d invalid slices", sample,
-             drift["dy_px"].iloc[-1], drift["dx_px"].iloc[-1], int((~drift["valid"]).sum()))
+    log.info("%s (%s): drift at last slice dy %.2f px, dx %.2f px, rotation %.3f deg; %d invalid "
+             "slices", sample, drift.attrs.get("method"), drift["dy_px"].iloc[-1],
+             drift["dx_px"].iloc[-1], drift["rotation_deg"].iloc[-1],
+             int((~drift["valid"]).sum()))
     record = provenance.make_record(
         rule=smk.rule, sample=sample, inputs={"raw": raw_store},
         outputs=[out_store, smk.output.drift, smk.output.qc], params=smk.params.stage,
