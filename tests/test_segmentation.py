@@ -120,6 +120,14 @@ def test_prediction_does_not_depend_on_chunking(rendered, trainable):
     b, cb = seg.predict(stack, trainable["model"], chunk_z=24, num_workers=2)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(ca, cb)
+    # a feature budget of about 3 slices splits the 24-slice chunk: same labels
+    n_features = len(seg.feature_names(trainable["model"].channels, trainable["model"].params))
+    slice_gb = stack.shape[2] * stack.shape[3] * n_features * 4 / 1e9
+    assert seg.prediction_slices(24, stack.shape[2:], n_features, 3.5 * slice_gb) == 3
+    assert seg.prediction_slices(24, stack.shape[2:], n_features, 0.1 * slice_gb) == 1
+    c, cc = seg.predict(stack, trainable["model"], chunk_z=24, max_feature_gb=3.5 * slice_gb)
+    np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(ca, cc)
     # chunk borders see their neighbours: the same as chunks of the whole volume (16 slices,
     # z_context 2 slices from the neighbouring chunk), away from the subset's own ends
     whole = trainable["labels"]["labels"].values[40:64]

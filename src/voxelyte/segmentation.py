@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 
 METHODS = ("trainable", "unsupervised")
 ANNOTATION_FORMATS = ("tiff", "zarr", "npy")
+#: Budget of one prediction task's float32 feature stack (GB): large slices get fewer slices per
+#: task (``prediction_slices``), so segmentation memory does not grow with the slice size.
+MAX_FEATURE_GB = 1.0
 #: Defaults of ``segment`` (the schema block ``stages.segment`` mirrors them).
 SEGMENT_DEFAULTS = {
     "method": "trainable",
@@ -360,16 +363,19 @@ def slab_features(slab: np.ndarray, p: dict, lead: int, n_out: int) -> np.ndarra
         s = min(0.7, p["sigma_min_px"]) if p["sigma_min_px"] > 0 else 0.7
         sm = np.stack([np.stack([ndimage.gaussian_filter(slab[c, z], s)
                                  for z in range(nz)]) for c in range(slab.shape[0])])
-    out = []
-    for i in range(lead, lead + n_out):
+    out = None
+    for k, i in enumerate(range(lead, lead + n_out)):
         f = multiscale_basic_features(np.moveaxis(slab[:, i], 0, -1), channel_axis=-1,
                                       workers=1, **_sigmas(p))
-        if offsets:
-            ctx = [sm[c, min(max(i + o, 0), nz - 1)] for c in range(slab.shape[0])
-                   for o in offsets]
-            f = np.concatenate([f, np.stack(ctx, -1)], -1)
-        out.append(f.astype(np.float32, copy=False))
-    return np.stack(out)
+        n_basic = f.shape[-1]
+        if out is None:  # filled in place: no second copy of the chunk's features
+            n_ctx = slab.shape[0] * len(offsets)
+            out = np.empty((n_out, *f.shape[:2], n_basic + n_ctx), dtype=np.float32)
+        out[k, ..., :n_basic] = f
+        del f
+        for j, (c, o) in enumerate((c, o) for c in range(slab.shape[0]) for o in offsets):
+            out[k, ..., n_basic + j] = sm[c, min(max(i + o, 0), nz - 1)]
+    return out
 
 
 def _read_slab(data, z0: int, z1: int, halo: int) -> tuple[np.ndarray, int]:
@@ -470,16 +476,29 @@ def _predict_chunk(data, model: TrainedModel, z0: int, z1: int, halo: int):
     return labels, conf
 
 
-def predict(stack: xr.DataArray, model: TrainedModel, *, chunk_z: int = 16,
-            num_workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def prediction_slices(chunk_z: int, shape_yx: tuple, n_features: int,
+                      max_feature_gb: float) -> int:
+    """Slices per prediction task: ``chunk_z``, fewer where one task's float32 feature stack
+    (slices x Y x X x features x 4 B) would exceed ``max_feature_gb`` (at least one slice)."""
+    per_slice_gb = shape_yx[0] * shape_yx[1] * n_features * 4 / 1e9
+    return max(1, min(int(chunk_z), int(max_feature_gb // per_slice_gb) if per_slice_gb else
+                      int(chunk_z)))
+
+
+def predict(stack: xr.DataArray, model: TrainedModel, *, chunk_z: int = 16, num_workers: int = 1,
+            max_feature_gb: float = MAX_FEATURE_GB) -> tuple[np.ndarray, np.ndarray]:
     """Apply a trained model chunk-wise over z (dask delayed tasks, ``num_workers`` threads):
-    (labels uint8 (z, y, x), confidence uint8 = round(255 p))."""
+    (labels uint8 (z, y, x), confidence uint8 = round(255 p)). A task's feature stack stays
+    below ``max_feature_gb`` (``prediction_slices``), so peak memory is about
+    ``num_workers * 1.5 * max_feature_gb`` on top of the label volumes, whatever the slice size."""
     data = stack.data
     nz, ny, nx = stack.shape[1:]
     halo = halo_slices(model.params)
     labels = np.empty((nz, ny, nx), dtype=np.uint8)
     conf = np.empty((nz, ny, nx), dtype=np.uint8)
-    bounds = [(z, min(z + chunk_z, nz)) for z in range(0, nz, chunk_z)]
+    step = prediction_slices(chunk_z, (ny, nx), len(feature_names(model.channels, model.params)),
+                             max_feature_gb)
+    bounds = [(z, min(z + step, nz)) for z in range(0, nz, step)]
     tasks = [dask.delayed(_predict_chunk)(data, model, a, b, halo) for a, b in bounds]
     results = dask.compute(*tasks, scheduler="threads", num_workers=num_workers)
     for (a, b), (lab, cf) in zip(bounds, results):
