@@ -196,6 +196,13 @@ def test_global_thresholds_leave_a_rim_that_removal_takes_away():
     truth = np.where(sphere, 1, 0).astype(np.uint8)
     before = seg.rim_thickness(labels, low=0, middle=2, high=1, truth=truth)
     assert before.size > 0 and before.max() > 1.5        # a rim thicker than one voxel
+    # slab-wise evaluation (bounded memory) equals the whole volume at once
+    for slab_z in (3, 7):
+        np.testing.assert_array_equal(
+            np.sort(seg.rim_thickness(labels, low=0, middle=2, high=1, truth=truth,
+                                      slab_z=slab_z)), np.sort(before))
+    assert before.size == seg.rim_thickness(labels, low=0, middle=2, high=1, truth=truth,
+                                            slab_z=100).size
     grad = ndimage.gaussian_gradient_magnitude(image, 1.0)
     cleaned, n = seg.remove_middle_rim(labels, grad, low=0, middle=2, high=1, bright=image,
                                        threshold=0.5, max_width_px=2, gradient_threshold=0.0)

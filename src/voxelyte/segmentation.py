@@ -702,25 +702,37 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
 
 
 def rim_thickness(labels: np.ndarray, *, low: int, middle: int, high: int,
-                  truth: np.ndarray | None = None, reach_px: float = 3.0) -> np.ndarray:
+                  truth: np.ndarray | None = None, reach_px: float = 3.0,
+                  slab_z: int = 64) -> np.ndarray:
     """Thickness (voxels) of the middle-phase rim at each middle voxel lying between the outer
     phases: ``t = d_low + d_high - 1`` (Euclidean distances to the nearest ``low`` and ``high``
     voxel of ``labels``, both <= ``reach_px``): 1 for a one-voxel rim (1.41 across a corner),
     2 for a two-voxel rim. With ``truth``, only voxels at a true low-high contact count: the
     truth has both ``low`` and ``high`` but no ``middle`` voxel in their 3x3x3 neighbourhood
-    (any middle label there is a false rim)."""
-    mid = labels == middle
-    if not mid.any() or not (labels == low).any() or not (labels == high).any():
-        return np.zeros(0)
-    d_low = ndimage.distance_transform_edt(labels != low)
-    d_high = ndimage.distance_transform_edt(labels != high)
-    sel = mid & (d_low <= reach_px) & (d_high <= reach_px)
-    if truth is not None:
-        cube = np.ones((3,) * truth.ndim, dtype=bool)
-        sel &= ~ndimage.binary_dilation(truth == middle, cube) & (truth != INVALID)
-        sel &= ndimage.binary_dilation(truth == low, cube)
-        sel &= ndimage.binary_dilation(truth == high, cube)
-    return (d_low + d_high - 1.0)[sel]
+    (any middle label there is a false rim). Computed in z-slabs of ``slab_z`` slices with a
+    halo of ``ceil(reach_px) + 1`` slices: exact (a distance <= reach_px never leaves the halo),
+    and memory stays bounded for any volume."""
+    nz = labels.shape[0]
+    halo = int(math.ceil(reach_px)) + 1
+    cube = np.ones((3,) * labels.ndim, dtype=bool)
+    found = []
+    for z0 in range(0, nz, int(slab_z)):
+        a, b = max(0, z0 - halo), min(nz, z0 + int(slab_z) + halo)
+        core = slice(z0 - a, z0 - a + min(int(slab_z), nz - z0))
+        lab = labels[a:b]
+        mid = lab == middle
+        if not mid[core].any() or not (lab == low).any() or not (lab == high).any():
+            continue
+        d_low = ndimage.distance_transform_edt(lab != low)
+        d_high = ndimage.distance_transform_edt(lab != high)
+        sel = (mid & (d_low <= reach_px) & (d_high <= reach_px))[core]
+        if truth is not None:
+            t = truth[a:b]
+            sel &= ~ndimage.binary_dilation(t == middle, cube)[core] & (t[core] != INVALID)
+            sel &= ndimage.binary_dilation(t == low, cube)[core]
+            sel &= ndimage.binary_dilation(t == high, cube)[core]
+        found.append((d_low[core] + d_high[core] - 1.0)[sel])
+    return np.concatenate(found) if found else np.zeros(0)
 
 
 # --------------------------------------------------------------------------- post-processing
@@ -909,14 +921,18 @@ def score(labels: np.ndarray, truth: np.ndarray, phases: dict) -> dict:
     truth is valid (!= 255)."""
     labels_of = phase_map(phases)
     names = sorted(labels_of, key=labels_of.get)
-    valid = truth != INVALID
-    t = truth[valid].astype(np.int64)
-    pr = labels[valid].astype(np.int64)
     k = max(labels_of.values()) + 1
-    cm_full = np.bincount(t * k + np.minimum(pr, k - 1), minlength=k * k).reshape(k, k)
+    cm_full = np.zeros(k * k, dtype=np.int64)
+    for z0 in range(0, truth.shape[0], 32):  # slab by slab: bounded memory for big volumes
+        tz, pz = np.asarray(truth[z0:z0 + 32]), np.asarray(labels[z0:z0 + 32])
+        valid = tz != INVALID
+        cm_full += np.bincount(tz[valid].astype(np.int64) * k
+                               + np.minimum(pz[valid], k - 1).astype(np.int64),
+                               minlength=k * k)[:k * k]
+    cm_full = cm_full.reshape(k, k)
     vals = [labels_of[n] for n in names]
     cm = cm_full[np.ix_(vals, vals)]
-    n = int(valid.sum())
+    n = int(cm_full.sum())
     iou, vf_pred, vf_true, vf_err = {}, {}, {}, {}
     for i, name in enumerate(names):
         tp = cm[i, i]
