@@ -1,11 +1,13 @@
 """SSRM simulator (voxelyte.ssrm): analytic spreading resistances, series layers, isolation,
 solver-path independence, tiling accuracy, the stage function."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from voxelyte import conduction, config, ssrm
+from voxelyte import conduction, config, phantom, ssrm
 from voxelyte.errors import InputError
 
 BACKENDS = ["superlu"] + (["pardiso"] if ssrm._Pardiso.library() is not None else [])
@@ -45,14 +47,16 @@ def test_single_pixel_tip_crowds_current_under_the_tip():
     np.testing.assert_allclose(plane_currents[1:], f["current_A"], rtol=1e-6)
 
 
-def _fit_spreading(sizes_cm, resistances):
-    """Least squares R·s = c + b/s + δ·s: c the spreading constant (ρ = 1 Ω cm), b the
-    discretisation (the half-voxel contact and the staircase edge, O(1/s) relative), δ the
-    finite box's far field (the same R offset for every window)."""
-    s = np.asarray(sizes_cm, float)
-    y = np.asarray(resistances) * s
-    M = np.stack([np.ones_like(s), 1 / s, s], 1)
-    return np.linalg.lstsq(M, y, rcond=None)[0]
+def _fit_spreading(sizes_voxels, resistances, box_quadrupole=False, voxel_cm=1e-4):
+    """Least-squares extrapolation in 1/s: R·s = c + b₁/s + b₂/s² + δ·s (+ ε·s³). c is the
+    spreading constant (ρ = 1 Ω cm); b₁, b₂ the discretisation (the half-voxel contact and the
+    window edge, expanded to second order in 1/s); δ the finite box's far field (the same R
+    offset for every window) and ε s³ its next term (the window's quadrupole seen by the
+    insulating sides, R ∝ s²)."""
+    s = np.asarray(sizes_voxels, float)            # the basis in voxels: well scaled
+    y = np.asarray(resistances) * s * voxel_cm
+    cols = [np.ones_like(s), 1 / s, 1 / s ** 2, s] + ([s ** 3] if box_quadrupole else [])
+    return np.linalg.lstsq(np.stack(cols, 1), y, rcond=None)[0]
 
 
 @pytest.fixture(scope="module")
@@ -75,33 +79,38 @@ def quarter_block():
 
 
 def test_square_window_spreading_resistance(quarter_block):
-    """s x s windows, s = 4…24 voxels (the fit over s = 8…24): the extrapolated constant is
-    0.427–0.428, 3.1 % below 0.4412 (the box, 96 x 96 x 64, is too small for the 2 % target;
-    a larger box did not fit this test's time)."""
-    sizes = np.arange(8, 25, 2)
+    """s x s windows, s = 4…24 voxels, extrapolated to s → ∞ in 1/s with the finite box's
+    offset and quadrupole terms (see _fit_spreading): c = 0.4350, 1.4 % below 0.4412 (the
+    same within 0.1 % for fits from s = 6 or 8 up; without the box terms the 96 x 96 x 64 box
+    leaves c 3 % low)."""
+    sizes = np.arange(4, 25, 2)
     R = []
     for s in sizes:
         mask = np.zeros((12, 12), bool)
         mask[:s // 2, :s // 2] = True
         R.append(quarter_block(mask))
-    c, b, delta = _fit_spreading(sizes * 1e-4, R)
-    assert c == pytest.approx(ssrm.C_SQUARE, rel=0.04)
+    c, b1, b2, delta, eps = _fit_spreading(sizes, R, box_quadrupole=True)
+    assert c == pytest.approx(ssrm.C_SQUARE, rel=0.02)
     assert delta > 0                           # a finite box adds resistance
+    for lo in (6, 8):                          # the extrapolation does not hinge on small s
+        sel = sizes >= lo
+        c_lo = _fit_spreading(sizes[sel], np.array(R)[sel], box_quadrupole=True)[0]
+        assert c_lo == pytest.approx(c, rel=0.005)
 
 
 def test_disc_window_spreading_resistance(quarter_block):
-    """Discs of radius a = 4…12 voxels centred on a pixel corner: R·a → ρ/4 (the fit gives
-    0.245 with the nominal radii, 2 % low, and the area-equivalent radii are within 3 %, like
-    the square window; the 2 % target is not met in this box)."""
-    radii = np.array([4.0, 6.0, 8.0, 10.0, 12.0])
+    """Discs of radius a = 3…12 voxels (steps of 0.5) centred on a pixel corner, each with the
+    radius of a disc of its staircase window's area; R·a extrapolated in 1/a (second order) with
+    the box offset: 0.2508, within 0.3 % of ρ/4."""
+    radii = np.arange(3.0, 12.01, 0.5)
     i = np.arange(12)
     dy, dx = np.meshgrid(i, i, indexing="ij")
     masks = [(dy + 0.5) ** 2 + (dx + 0.5) ** 2 <= a * a for a in radii]
     R = [quarter_block(m) for m in masks]
     # radius of the disc with the staircase window's area (4 quarters of m.sum() voxels)
     a_area = np.sqrt(4 * np.array([m.sum() for m in masks]) / np.pi)
-    c, b, delta = _fit_spreading(a_area * 1e-4, R)
-    assert c == pytest.approx(ssrm.C_DISC, rel=0.03)   # see the square test
+    c = _fit_spreading(a_area, R)[0]
+    assert c == pytest.approx(ssrm.C_DISC, rel=0.02)
 
 
 def test_series_layers_below_the_tip():
@@ -194,6 +203,39 @@ def test_tiles_whose_sub_volumes_cover_the_volume_are_exact():
         ok = np.isfinite(exact)
         np.testing.assert_array_equal(np.isfinite(tiled["resistance_ohm"]), ok)
         np.testing.assert_allclose(tiled["resistance_ohm"][ok], exact[ok], rtol=1e-9)
+
+
+def test_tiled_map_of_a_phantom_against_the_exact_map():
+    """BM10-like phantom (40³, CAM 0.1 / SE 1e-9 S/cm, pores 0): tiles of 10 px with a 10 px
+    halo, 20 deep, far field from the corner probes, against the exact Schur-complement map.
+    The issue's target is 1 % per pixel; tiling misses it only where a CAM cluster leaves the
+    sub-volume through a neck the corner probes do not feed (see the module docstring)."""
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "samples" /
+                          "BM10.yaml").read_text())
+    params = phantom.resolve_params(dict(cfg["phantom"], shape_zyx=[40, 40, 40]))
+    lab = phantom.generate_structure(params).labels[:40, :40, :40]
+    sigma = ssrm.conductivity_field(lab, cfg["phases"])
+    exact = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=2, method="direct")
+    tiled = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=2, method="tiled",
+                                tile_voxels=10, halo_voxels=10, depth_voxels=20)
+    assert tiled["n_tiles"] == 16 and tiled["n_probe_solves"] == 25
+    ok = np.isfinite(exact["resistance_ohm"])
+    np.testing.assert_array_equal(np.isfinite(tiled["resistance_ohm"]), ok)
+    err = np.abs(tiled["resistance_ohm"][ok] / exact["resistance_ohm"][ok] - 1)
+    assert np.median(err) < 1e-3
+    assert np.mean(err <= 0.01) >= 0.99
+    assert err.max() < 0.03
+
+
+def test_auto_takes_the_exact_method_where_it_is_cheap():
+    assert ssrm.choose_method((64, 64, 64), 64 * 64, 16.0) == "direct"
+    assert ssrm.choose_method((128, 128, 128), 128 * 128, 16.0) == "tiled"
+    assert ssrm.choose_method((64, 64, 64), 64 * 64, 0.5) == "tiled"      # memory
+    rng = np.random.default_rng(1)
+    sigma = rng.choice([0.0, 0.1, 1e-9], size=(8, 10, 10), p=[0.1, 0.6, 0.3])
+    assert ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=3)["method"] == "direct"
+    assert ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=3, max_memory_gb=1e-6,
+                               tile_voxels=4, halo_voxels=2)["method"] == "tiled"
 
 
 def test_probe_solve_by_factorisation_equals_amg():

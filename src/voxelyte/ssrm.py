@@ -17,20 +17,27 @@ tip position: a map needs the face block of A⁻¹, not one 3D solve per pixel.
 
 Face block of A⁻¹. Ordering the face unknowns F last, the trailing block of the factorisation is
 the Schur complement S_F = A_FF − A_FI A_II⁻¹ A_IF and (A⁻¹)_FF = S_F⁻¹ (MKL PARDISO's Schur
-complement, iparm[35] = 2; scipy's SuperLU where MKL is missing). Exact, but a sparse factorisation
-of a whole N³ volume costs ~N⁶ flops and ~N⁴ memory, so maps of large faces can be tiled: the
-face is cut into t × t tiles; each tile's sub-volume V (the tile plus a lateral halo h, depth
-≤ ``depth_voxels``) is factorised with the tile's face last, and the rest of the volume enters
-exactly through the potential u_Γ it imposes on the outer neighbours Γ of V:
+complement, iparm[35] = 2; scipy's SuperLU where MKL is missing). Exact, but the face-last
+constraint makes every nested-dissection separator's front carry face pixels: a full 64² face
+takes 86 s and 1.8 GB on 2 cores, and a 128² face does not fit. Without the constraint the
+factorisation is still ~N⁶ flops and ~N⁴ memory (128³ BM10-like phantom: 9.3 GB of factor by
+PARDISO's own estimate, ~50x the 1.6e11 flops of 64³), and MKL PARDISO has no selected
+inversion (phase -22 is refused), so large maps are tiled: the face is cut into t × t tiles;
+each tile's sub-volume V (the tile plus a lateral halo h, depth ``depth_voxels``) is factorised
+with the tile's face last, and the rest of the volume enters through the potential u_Γ it
+imposes on the outer neighbours Γ of V (exact: A_VV x_V = e_m − A_VΓ x_Γ):
 
     Z_TT = (A_VV⁻¹)_TT  −  [A_VV⁻¹ A_VΓ u_Γ]_T   (per source position).
 
-u_Γ for a source inside the tile is taken from global solves for unit "probe" currents at the
-tile corners, interpolated bilinearly in the source position. This is exact when a tile's
-sub-volume is the whole volume, but the interpolation assumes the far field depends smoothly on
-where the current enters, which fails in high-contrast media where neighbouring pixels sit on
-different conducting clusters (errors of 10 % and more on small phantoms): ``method="tiled"`` is
-opt-in and approximate; ``"auto"`` is the exact direct method.
+u_Γ for a source inside the tile is taken from one batch of global AMG-CG solves for unit
+"probe" currents at the tile corners, interpolated bilinearly in the source position. This is
+exact when a tile's sub-volume is the whole volume; otherwise it assumes the far field depends
+smoothly on where the current enters. Measured on the BM10-like phantom at 64³ against direct
+solves of 300 random pixels (tile 16, halo 16, depth 32): median error 0.015 %, max 1.05 %
+(halo 8, depth 16: max 1.9 %); at 128³ (tile 32, halo 16, depth 32), 100 random pixels: median
+0.012 %, 98 within 1 %, but an isolated CAM particle (R ≈ 8e11 Ω, fed only through SE) 30 %
+low. Outliers are pixels whose cluster leaves V through paths the corner probes do not feed. ``"auto"`` takes the exact method up to DIRECT_MAX_FACE_PIXELS
+window pixels (when its memory estimate fits) and tiles beyond.
 
 Analytic checks (science.md): full-face window on a uniform bar, R = L/(σA); square window of
 side s on a half-space, R ≈ 0.4412 ρ/s; disc of radius a, R = ρ/(4a) (Maxwell/Holm).
@@ -61,8 +68,12 @@ log = logging.getLogger("voxelyte.ssrm")
 C_SQUARE = 0.4412
 #: Disc contact of radius a: R = ρ/(4a) (Maxwell, Holm).
 C_DISC = 0.25
-#: Relative residual of the AMG-CG solves (probes, reference pixels, current fields).
+#: Relative residual of the AMG-CG solves (reference pixels, current fields).
 DEFAULT_RTOL = 1e-8
+#: Relative residual of the probe solves of the tiled far field (a correction of a few % of R).
+PROBE_RTOL = 1e-6
+#: Probe right-hand sides solved together by AMG-CG (dense n × chunk arrays).
+PROBE_CHUNK = 4
 #: Rough memory per voxel (bytes) of the global operator, AMG hierarchy and fields (measured on
 #: 128³ phantoms: ~0.9 kB per voxel peak RSS with float64 AMG-CG).
 BYTES_PER_VOXEL = 1000
@@ -313,7 +324,7 @@ def _build_model(sigma: np.ndarray, voxel) -> _Model:
     return _Model(sigma, voxel, net, system.A, system.index_map, g_tip)
 
 
-def _amg_solve(model: _Model, B: np.ndarray, rtol: float) -> np.ndarray:
+def _amg_solve(model: _Model, B: np.ndarray, rtol: float, progress=None) -> np.ndarray:
     """Solve A X = B (columns) by CG with one shared smoothed-aggregation AMG hierarchy on the
     Jacobi-scaled matrix."""
     import pyamg
@@ -322,7 +333,9 @@ def _amg_solve(model: _Model, B: np.ndarray, rtol: float) -> np.ndarray:
     d = 1.0 / np.sqrt(A.diagonal())
     if model.amg is None:
         As = sp.csr_matrix(sp.diags(d) @ A @ sp.diags(d))
-        ml = pyamg.smoothed_aggregation_solver(As, symmetry="hermitian", strength="symmetric",
+        # evolution strength: 3x fewer CG iterations than "symmetric" on 1e8-contrast
+        # CAM/SE fields (12 vs 38 at 64³ for rtol 1e-10)
+        ml = pyamg.smoothed_aggregation_solver(As, symmetry="hermitian", strength="evolution",
                                                max_coarse=500)
         model.amg = (As, ml.aspreconditioner(cycle="V"))
     As, M = model.amg
@@ -333,6 +346,8 @@ def _amg_solve(model: _Model, B: np.ndarray, rtol: float) -> np.ndarray:
         if info != 0:
             log.warning("AMG-CG did not reach rtol %.1e (info %d)", rtol, info)
         X[:, k] = x * d
+        if progress:
+            progress(k + 1, B.shape[1])
     return X
 
 
@@ -382,14 +397,15 @@ def resistance_map(sigma, voxel_size_um, *, positions=None, stride: int = 1, reg
                    scanned_side: str = "start", method: str = "auto", tile_voxels: int = 32,
                    halo_voxels: int = 16, depth_voxels: int | None = None,
                    backend: str = "auto", rtol: float = DEFAULT_RTOL, progress=None,
-                   _model: _Model | None = None) -> dict:
+                   max_memory_gb: float = 16.0, _model: _Model | None = None) -> dict:
     """SSRM resistance R (Ω) for every tip position (``positions`` (n, 2) on the scanned face,
     else every ``stride``-th pixel of ``region``).
 
     ``method``: ``"direct"`` (one Schur complement of the whole volume on all window pixels:
     exact), ``"tiled"`` (tile sub-volumes + probe far field, see the module docstring),
     ``"iterative"`` (one AMG-CG solve per position with the Dirichlet window: exact to rtol;
-    slow) or ``"auto"`` (= direct; tiling is approximate and only on request).
+    slow) or ``"auto"`` (direct up to DIRECT_MAX_FACE_PIXELS window pixels where its memory
+    estimate fits ``max_memory_gb``, else tiled; see :func:`choose_method`).
     Returns positions, resistance_ohm (n,), method, timings and, for tiled, n_tiles/n_probes."""
     t0 = time.perf_counter()
     a = _axis_index(scanned_axis)
@@ -407,8 +423,10 @@ def resistance_map(sigma, voxel_size_um, *, positions=None, stride: int = 1, reg
                              disc_radius_um=disc_radius_um)
     nz = model.sigma.shape[0]
     depth = nz if depth_voxels is None else max(1, min(nz, int(depth_voxels)))
-    if method == "auto":   # the exact Schur complement; tiling is opt-in (approximate)
-        method = "direct"
+    if method == "auto":   # exact where it is cheap, else tiled (see choose_method)
+        wins = np.unique(((positions[:, None, 0] + offsets[None, :, 0]) * face_shape[1] +
+                          positions[:, None, 1] + offsets[None, :, 1]).ravel()).size
+        method = choose_method(model.sigma.shape, wins, max_memory_gb)
     if method == "direct":
         tile_voxels = max(face_shape) + 1
         halo_voxels, depth = max(face_shape), nz
@@ -459,8 +477,9 @@ def _probe_sources(model: _Model, lines_r, lines_c, radius: float) -> dict:
     return out
 
 
-def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, backend, rtol,
-           R, progress) -> dict:
+def _tile_geometry(model: _Model, positions, offsets, tile, halo, depth):
+    """Group the positions by tile; per tile its sub-volume bounds, window rows and whether the
+    sub-volume is the whole volume (exact, no far field needed)."""
     nz, nr, nc = model.sigma.shape
     idx = model.index_map
     lines_r, lines_c = _lattice(nr, tile), _lattice(nc, tile)
@@ -469,25 +488,18 @@ def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, ba
                  max(len(lines_r) - 2, 0))
     tc = np.clip(np.searchsorted(lines_c, positions[:, 1], side="right") - 1, 0,
                  max(len(lines_c) - 2, 0))
-    tiles = {}
+    groups = {}
     for k, key in enumerate(zip(tr.tolist(), tc.tolist())):
-        tiles.setdefault(key, []).append(k)
-    probes_u = {}
-    sources = None
-    n_probe_solves = 0
-    t_probe = t_factor = 0.0
-    done = 0
-    for (ti, tj), members in sorted(tiles.items()):
+        groups.setdefault(key, []).append(k)
+    tiles = []
+    for (ti, tj), members in sorted(groups.items()):
         members = np.array(members)
         pos = positions[members]
         r0 = max(0, int(pos[:, 0].min() + offsets[:, 0].min()) - halo)
         r1 = min(nr, int(pos[:, 0].max() + offsets[:, 0].max()) + 1 + halo)
         c0 = max(0, int(pos[:, 1].min() + offsets[:, 1].min()) - halo)
         c1 = min(nc, int(pos[:, 1].max() + offsets[:, 1].max()) + 1 + halo)
-        sub = idx[:depth, r0:r1, c0:c1]
-        vrows = np.sort(sub[sub >= 0])
-        # window pixels of each member, as rows of the global system
-        windows = []
+        windows = []           # window pixels of each member, as rows of the global system
         for p in pos:
             wr, wc = p[0] + offsets[:, 0], p[1] + offsets[:, 1]
             ok = (wr >= 0) & (wr < nr) & (wc >= 0) & (wc < nc)
@@ -495,6 +507,50 @@ def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, ba
             rows = idx[0, wr, wc]
             keep = rows >= 0
             windows.append((rows[keep], model.g_tip[wr[keep], wc[keep]]))
+        exact = (r0 == 0 and c0 == 0 and r1 == nr and c1 == nc and depth == nz)
+        tiles.append(dict(key=(ti, tj), members=members, bounds=(r0, r1, c0, c1),
+                          windows=windows, exact=exact))
+    return lines_r, lines_c, tiles
+
+
+def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, backend, rtol,
+           R, progress) -> dict:
+    nz, nr, nc = model.sigma.shape
+    idx = model.index_map
+    lines_r, lines_c, tiles = _tile_geometry(model, positions, offsets, tile, halo, depth)
+    # far field: one batch of global solves for unit "probe" currents at the tile corners that
+    # some approximate tile needs; only the rows down to the sub-volumes' depth are kept
+    t_probe = 0.0
+    probes_u, sources = {}, None
+    need = sorted({(t["key"][0] + a, t["key"][1] + b) for t in tiles if not t["exact"]
+                   for a in (0, 1) for b in (0, 1)})
+    if need:
+        sources = _probe_sources(model, lines_r, lines_c, max(2.0, tile / 8))
+        need = [c for c in need if c in sources]
+        keep_rows = int(idx[:min(nz, depth + 1)].max()) + 1    # C order: rows by depth plane
+        ts = time.perf_counter()
+        direct = _use_direct(model.A.shape[0], backend)
+        chunk = len(need) if direct else PROBE_CHUNK      # one factorisation: all at once
+        for k0 in range(0, len(need), chunk):
+            part = need[k0:k0 + chunk]
+            B = np.zeros((model.A.shape[0], len(part)))
+            for k, c in enumerate(part):
+                rows, wts = sources[c]
+                B[rows, k] = wts
+            U = _probe_solve(model, B, max(rtol, PROBE_RTOL), backend)
+            for k, c in enumerate(part):
+                probes_u[c] = np.ascontiguousarray(U[:keep_rows, k])
+            del B, U
+            log.info("far-field probes: %d / %d solved", min(k0 + chunk, len(need)), len(need))
+        t_probe = time.perf_counter() - ts
+    t_factor = 0.0
+    done = 0
+    fr, fc = np.nonzero(idx[0] >= 0)          # face rows come first, in C order
+    for t in tiles:
+        (ti, tj), members, windows = t["key"], t["members"], t["windows"]
+        r0, r1, c0, c1 = t["bounds"]
+        sub = idx[:depth, r0:r1, c0:c1]
+        vrows = np.sort(sub[sub >= 0])
         face_rows = np.unique(np.concatenate([w[0] for w in windows] + [np.zeros(0, np.int64)]))
         if face_rows.size == 0 or vrows.size == 0:
             done += len(members)
@@ -505,36 +561,19 @@ def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, ba
         system = _SchurSystem(A_VV, local, backend)
         Z = system.inverse_block()
         t_factor += time.perf_counter() - ts
-        exact = (r0 == 0 and c0 == 0 and r1 == nr and c1 == nc and depth == nz)
-        if not exact:
-            # far field: potentials of the probe solves at the tile's corners on Γ
-            if sources is None:
-                sources = _probe_sources(model, lines_r, lines_c, max(2.0, tile / 8))
-            corners = [(ti + a, tj + b) for a in (0, 1) for b in (0, 1)]
-            corners = [c for c in corners if c in sources]
-            need = [c for c in corners if c not in probes_u]
-            if need:
-                ts = time.perf_counter()
-                B = np.zeros((model.A.shape[0], len(need)))
-                for k, c in enumerate(need):
-                    rows, wts = sources[c]
-                    B[rows, k] = wts
-                U = _probe_solve(model, B, rtol, backend)
-                n_probe_solves += len(need)
-                for k, c in enumerate(need):
-                    probes_u[c] = U[:, k]
-                t_probe += time.perf_counter() - ts
-            outside = np.ones(model.A.shape[0], bool)
-            outside[vrows] = False
-            A_Vall = model.A[vrows]
+        corners = [(ti + a, tj + b) for a in (0, 1) for b in (0, 1)]
+        corners = [c for c in corners if c in probes_u] if not t["exact"] else []
+        if corners:
+            A_Vall = model.A[vrows][:, :probes_u[corners[0]].size]
             rhs = np.zeros((vrows.size, len(corners)))
             for k, c in enumerate(corners):
-                rhs[:, k] = -(A_Vall @ np.where(outside, probes_u[c], 0.0))
+                u = probes_u[c].copy()
+                u[vrows[vrows < u.size]] = 0.0          # potentials outside V only
+                rhs[:, k] = -(A_Vall @ u)
             ts = time.perf_counter()
             C = system.solve_face(rhs)       # (face, corners): far-field potential per probe
             t_factor += time.perf_counter() - ts
             # bilinear weights of each face pixel's position between the tile's corner probes
-            fr, fc = np.nonzero(idx[0] >= 0)          # face rows come first, in C order
             face_pos = np.stack([fr, fc], 1)[face_rows]
             wy = _interp_weight(face_pos[:, 0], lines_r, ti)
             wx = _interp_weight(face_pos[:, 1], lines_c, tj)
@@ -553,7 +592,7 @@ def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, ba
         done += len(members)
         if progress:
             progress(done, len(positions))
-    return {"n_tiles": len(tiles), "n_probe_solves": n_probe_solves,
+    return {"n_tiles": len(tiles), "n_probe_solves": len(probes_u),
             "probe_time_s": t_probe, "factor_time_s": t_factor,
             "tile_voxels": int(tile), "halo_voxels": int(halo), "depth_voxels": int(depth)}
 
@@ -736,17 +775,42 @@ def estimate_memory_bytes(shape_zyx, settings: dict) -> int:
         face = [max(0, min(face[k], r[1]) - r[0]) for k, r in enumerate(region)]
     positions = math.ceil(face[0] / stride) * math.ceil(face[1] / stride)
     w = int(settings.get("tip_size_voxels", 1)) ** 2
-    if settings.get("method") == "tiled":
+    method = settings.get("method", "auto")
+    if method == "auto":
+        method = choose_method(shape_zyx, positions * w, settings.get("max_memory_gb", 16.0))
+    probes = 0.0
+    if method == "tiled":
         t, h = int(settings.get("tile_voxels", 32)), int(settings.get("halo_voxels", 16))
-        depth = settings.get("depth_voxels") or 2 * h
+        depth = min(shape_zyx[a], settings.get("depth_voxels") or 2 * h)
         sub = min(n, (t + 2 * h) ** 2 * depth)
         face_unknowns = min(positions, math.ceil(t / stride) ** 2) * w
-    elif settings.get("method") == "iterative":
+        # probe right-hand sides and solutions (2 dense copies), then their near-face rows
+        n_probes = (math.ceil(face[0] / t) + 1) * (math.ceil(face[1] / t) + 1)
+        probes = 8.0 * n * (2 * min(n_probes, PROBE_CHUNK) + n_probes * depth / shape_zyx[a])
+    elif method == "iterative":
         sub, face_unknowns = 0, 0
     else:
         sub, face_unknowns = n, positions * w
     fill = 6.0 * sub ** (4.0 / 3.0) * 12 * 1.5
-    return int(n * BYTES_PER_VOXEL + fill + 3 * 8 * face_unknowns ** 2)
+    return int(n * BYTES_PER_VOXEL + fill + 3 * 8 * face_unknowns ** 2 + probes)
+
+
+#: The exact method is chosen by ``auto`` up to this many scanned window pixels (a full 64²
+#: face: 86 s, 1.8 GB on 2 cores); beyond, the face-last factorisation's dense fronts grow
+#: as the face's square and tiling is faster.
+DIRECT_MAX_FACE_PIXELS = 4096
+
+
+def choose_method(shape_zyx, face_unknowns: int, max_memory_gb: float) -> str:
+    """``auto``: the exact Schur complement ("direct") where its memory estimate fits
+    ``max_memory_gb`` and at most DIRECT_MAX_FACE_PIXELS window pixels are scanned, else
+    "tiled"."""
+    n = int(np.prod(shape_zyx))
+    fill = 6.0 * n ** (4.0 / 3.0) * 12 * 1.5
+    direct = n * BYTES_PER_VOXEL + fill + 3 * 8 * face_unknowns ** 2
+    if face_unknowns <= DIRECT_MAX_FACE_PIXELS and direct <= max_memory_gb * 1e9:
+        return "direct"
+    return "tiled"
 
 
 def _crop(arr: np.ndarray, crop, sample) -> tuple[np.ndarray, list]:
@@ -809,7 +873,7 @@ def simulate(labels, phases: dict, voxel_size_um, settings: dict | None = None, 
                        contact_resistance_ohm=cfg["contact_resistance_ohm"],
                        method=cfg["method"], tile_voxels=cfg["tile_voxels"],
                        halo_voxels=cfg["halo_voxels"], depth_voxels=depth, progress=progress,
-                       _model=model)
+                       max_memory_gb=cfg["max_memory_gb"], _model=model)
     pos, R = m["positions"], m["resistance_ohm"]
     face_shape = model.face_shape
     face_axes = [AXES[d] for d in range(3) if d != a]
