@@ -489,8 +489,7 @@ def predict(stack: xr.DataArray, model: TrainedModel, *, chunk_z: int = 16, num_
             max_feature_gb: float = MAX_FEATURE_GB) -> tuple[np.ndarray, np.ndarray]:
     """Apply a trained model chunk-wise over z (dask delayed tasks, ``num_workers`` threads):
     (labels uint8 (z, y, x), confidence uint8 = round(255 p)). A task's feature stack stays
-    below ``max_feature_gb`` (``prediction_slices``), so peak memory is about
-    ``num_workers * 1.5 * max_feature_gb`` on top of the label volumes, whatever the slice size."""
+    below ``max_feature_gb`` (``prediction_slices``), whatever the slice size."""
     data = stack.data
     nz, ny, nx = stack.shape[1:]
     halo = halo_slices(model.params)
