@@ -296,9 +296,8 @@ def _chunk_pairs(block: np.ndarray, first_z: int, lead: int, neighbours: int,
     """Pairs (z, z - j) for the slices of one z-chunk; ``block`` = (channels, lead + n, Y, X)
     holds ``lead`` earlier slices first. Returns (notes per own slice, list of pairs):
     ``(z, z - j, dy, dx, quality)`` for "translation", ``(z, z - 1, P, quality)`` (P the 3x3
-    pair transform of ``_stackreg_pair``) for the other methods."""
-    if method != "translation":  # TurboReg masks the border itself: no (frame-fixed) window
-        window, neighbours = "none", 1
+    pair transform of ``_stackreg_pair``) for the other methods (called with window "none"
+    and one neighbour: ``estimate_drift`` sets them)."""
     prepared = [_prepare(block[:, i], min_valid_fraction, window, highpass_sigma_px,
                          smooth_sigma_px) for i in range(block.shape[1])]
     notes, pairs = [], []
@@ -429,7 +428,7 @@ def estimate_drift(stack: xr.DataArray, *, reference_channel: str | None = "BSE"
             log.info("method %s composes neighbour pairs: neighbours=%d ignored", method,
                      neighbours)
         neighbours = 1
-    pair_window = window if translation else "none"
+    pair_window = window if translation else "none"  # TurboReg masks the border itself
 
     # 1. streamed pass: one task per z-chunk, with the preceding `neighbours` slices
     tasks, starts = [], np.cumsum((0,) + data.chunks[1])
@@ -437,7 +436,7 @@ def estimate_drift(stack: xr.DataArray, *, reference_channel: str | None = "BSE"
         lead = min(neighbours, int(first))
         tasks.append(dask.delayed(_chunk_pairs)(data[:, first - lead:stop], int(first), lead,
                                                 neighbours, upsample_factor, min_valid_fraction,
-                                                window, highpass_sigma_px, method,
+                                                pair_window, highpass_sigma_px, method,
                                                 smooth_sigma_px))
     with dask.config.set(scheduler="threads", num_workers=num_workers):
         results = dask.compute(*tasks)
