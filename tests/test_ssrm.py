@@ -227,6 +227,29 @@ def test_tiled_map_of_a_phantom_against_the_exact_map():
     assert err.max() < 0.03
 
 
+def test_tiles_grow_to_enclose_the_isolated_clusters_they_cut():
+    """An isolated CAM bar in an SE shell (fed only through SE) longer than a tile's
+    sub-volume: cut at the sub-volume's side it would be grounded there by the probe far field
+    (R ~100x too low); the tiles grow to the bar's box plus the halo and keep the exact R."""
+    lab = np.ones((24, 48, 48), np.uint8)       # percolating CAM
+    lab[0:5, 2:37, 3:11] = 2                    # SE shell ...
+    lab[0:3, 4:35, 5:9] = 1                     # ... around an isolated CAM bar along the rows
+    phases = dict(PHASES, SE={"label": 2, "sigma_electronic_S_cm": 1e-6})
+    sigma = ssrm.conductivity_field(lab, phases)
+    iso, boxes = ssrm.isolated_clusters(sigma)
+    assert [b for b in boxes if b] == [(slice(0, 3), slice(4, 35), slice(5, 9))]
+    assert (iso > 0).sum() == 3 * 31 * 4
+    on_bar = np.array([(r, 6) for r in range(4, 35, 5)] + [(20, 30), (40, 40)])
+    exact = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), positions=on_bar,
+                                method="direct")["resistance_ohm"]
+    tiled = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), positions=on_bar, method="tiled",
+                                tile_voxels=12, halo_voxels=6, depth_voxels=12)
+    assert tiled["n_tiles"] == 5 and tiled["n_tiles_grown"] == 3
+    R = tiled["resistance_ohm"]
+    np.testing.assert_allclose(R[:7], exact[:7], rtol=1e-4)     # cut, they are ~100x too low
+    np.testing.assert_allclose(R[7:], exact[7:], rtol=1e-2)     # percolating CAM: probe far field
+
+
 def test_auto_takes_the_exact_method_where_it_is_cheap():
     assert ssrm.choose_method((64, 64, 64), 64 * 64, 16.0) == "direct"
     assert ssrm.choose_method((128, 128, 128), 128 * 128, 16.0) == "tiled"

@@ -477,11 +477,51 @@ def _probe_sources(model: _Model, lines_r, lines_c, radius: float) -> dict:
     return out
 
 
+#: Voxels with σ ≥ ISOLATED_CONTRAST·max σ form the carrier clusters whose isolation matters.
+ISOLATED_CONTRAST = 1e-3
+
+
+def isolated_clusters(sigma: np.ndarray) -> tuple[np.ndarray, list]:
+    """Face-connected clusters of the high-conductivity voxels (σ ≥ ISOLATED_CONTRAST·max σ)
+    that do not reach the counter electrode (last plane): (cluster id per voxel, 0 elsewhere;
+    bounding slices of cluster i at [i - 1])."""
+    comp, n = ndimage.label(sigma >= ISOLATED_CONTRAST * float(sigma.max()))
+    keep = np.ones(n + 1, bool)
+    keep[np.unique(comp[-1])] = False
+    keep[0] = False
+    comp[~keep[comp]] = 0
+    return comp, ndimage.find_objects(comp)
+
+
+def _enclose_isolated(bounds, depth, iso, boxes, halo):
+    """Grow a sub-volume (r0, r1, c0, c1; depth) until every isolated cluster inside it lies
+    ``halo`` voxels from its cut sides: a cluster cut by the sub-volume would be grounded at the
+    cut by the probe far field, which the corner probes (fed through the percolating network)
+    do not represent; the margin keeps its leak through the matrix inside V too."""
+    (r0, r1, c0, c1), z1 = bounds, depth
+    nz, nr, nc = iso.shape
+    while True:
+        sub = iso[:z1, r0:r1, c0:c1]
+        ids = np.unique(sub[sub > 0])
+        grown = (r0, r1, c0, c1, z1)
+        for i in ids.tolist():
+            bz, br, bc = boxes[i - 1]
+            r0, r1 = min(r0, max(0, br.start - halo)), max(r1, min(nr, br.stop + halo))
+            c0, c1 = min(c0, max(0, bc.start - halo)), max(c1, min(nc, bc.stop + halo))
+            z1 = max(z1, min(nz, bz.stop + halo))
+        if (r0, r1, c0, c1, z1) == grown:
+            return (r0, r1, c0, c1), z1
+
+
 def _tile_geometry(model: _Model, positions, offsets, tile, halo, depth):
-    """Group the positions by tile; per tile its sub-volume bounds, window rows and whether the
-    sub-volume is the whole volume (exact, no far field needed)."""
+    """Group the positions by tile; per tile its sub-volume bounds and depth (grown to enclose
+    every isolated cluster it cuts), window rows and whether the sub-volume is the whole volume
+    (exact, no far field needed)."""
     nz, nr, nc = model.sigma.shape
     idx = model.index_map
+    iso, boxes = None, []
+    if depth < nz or halo < max(nr, nc):
+        iso, boxes = isolated_clusters(np.where(model.network, model.sigma, 0.0))
     lines_r, lines_c = _lattice(nr, tile), _lattice(nc, tile)
     # tile of each position: interval [lines[k], lines[k+1]) (last interval closed)
     tr = np.clip(np.searchsorted(lines_r, positions[:, 0], side="right") - 1, 0,
@@ -507,8 +547,12 @@ def _tile_geometry(model: _Model, positions, offsets, tile, halo, depth):
             rows = idx[0, wr, wc]
             keep = rows >= 0
             windows.append((rows[keep], model.g_tip[wr[keep], wc[keep]]))
-        exact = (r0 == 0 and c0 == 0 and r1 == nr and c1 == nc and depth == nz)
-        tiles.append(dict(key=(ti, tj), members=members, bounds=(r0, r1, c0, c1),
+        bounds, z1 = (r0, r1, c0, c1), depth
+        if boxes:
+            bounds, z1 = _enclose_isolated(bounds, depth, iso, boxes, halo)
+        exact = bounds == (0, nr, 0, nc) and z1 == nz
+        tiles.append(dict(key=(ti, tj), members=members, bounds=bounds, depth=z1,
+                          base=(r0, r1, c0, c1),
                           windows=windows, exact=exact))
     return lines_r, lines_c, tiles
 
@@ -527,7 +571,8 @@ def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, ba
     if need:
         sources = _probe_sources(model, lines_r, lines_c, max(2.0, tile / 8))
         need = [c for c in need if c in sources]
-        keep_rows = int(idx[:min(nz, depth + 1)].max()) + 1    # C order: rows by depth plane
+        deepest = max(t["depth"] for t in tiles if not t["exact"])
+        keep_rows = int(idx[:min(nz, deepest + 1)].max()) + 1  # C order: rows by depth plane
         ts = time.perf_counter()
         direct = _use_direct(model.A.shape[0], backend)
         chunk = len(need) if direct else PROBE_CHUNK      # one factorisation: all at once
@@ -549,7 +594,7 @@ def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, ba
     for t in tiles:
         (ti, tj), members, windows = t["key"], t["members"], t["windows"]
         r0, r1, c0, c1 = t["bounds"]
-        sub = idx[:depth, r0:r1, c0:c1]
+        sub = idx[:t["depth"], r0:r1, c0:c1]
         vrows = np.sort(sub[sub >= 0])
         face_rows = np.unique(np.concatenate([w[0] for w in windows] + [np.zeros(0, np.int64)]))
         if face_rows.size == 0 or vrows.size == 0:
@@ -592,7 +637,8 @@ def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, ba
         done += len(members)
         if progress:
             progress(done, len(positions))
-    return {"n_tiles": len(tiles), "n_probe_solves": len(probes_u),
+    grown = sum((t["bounds"], t["depth"]) != (t["base"], depth) for t in tiles)
+    return {"n_tiles": len(tiles), "n_tiles_grown": int(grown), "n_probe_solves": len(probes_u),
             "probe_time_s": t_probe, "factor_time_s": t_factor,
             "tile_voxels": int(tile), "halo_voxels": int(halo), "depth_voxels": int(depth)}
 
