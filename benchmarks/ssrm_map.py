@@ -3,6 +3,7 @@ memory, and the accuracy against independent per-pixel AMG-CG solves on random p
 
     python benchmarks/ssrm_map.py --size 128 --check 100 --out ssrm_bench.json
     python benchmarks/ssrm_map.py --size 256 --check 20
+    python benchmarks/ssrm_map.py --size 128 --reference ssrm_128.npz   # reuse saved references
 
 The phantom is the BM10-like demo phantom (config/samples/BM10.yaml) at size³ voxels of 0.1 µm,
 electronic conductivities from its phase table. Peak RSS is the process's maximum resident set.
@@ -10,6 +11,7 @@ electronic conductivities from its phase table. Peak RSS is the process's maximu
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import sys
@@ -37,6 +39,9 @@ def main(argv=None):
                     help="of the checked pixels, this many also with the Dirichlet tip window")
     ap.add_argument("--out", default=None)
     ap.add_argument("--save", default=None, help="npz with the map and the checked pixels")
+    ap.add_argument("--reference", default=None,
+                    help="npz from an earlier --save of the same phantom: its checked pixels "
+                         "and reference values are reused instead of solved again")
     ap.add_argument("--ref-rtol", type=float, default=1e-8,
                     help="relative residual of the reference solves")
     args = ap.parse_args(argv)
@@ -49,6 +54,7 @@ def main(argv=None):
     y0, x0 = (labels.shape[1] - n) // 2, (labels.shape[2] - n) // 2
     labels = np.ascontiguousarray(labels[:n, y0:y0 + n, x0:x0 + n])
     sigma = ssrm.conductivity_field(labels, cfg["phases"])
+    labels_sha = hashlib.sha256(labels.tobytes()).hexdigest()
     t_phantom = time.perf_counter() - t0
 
     def progress(done, total):
@@ -77,6 +83,14 @@ def main(argv=None):
     rows = model.index_map[0, P[pick, 0], P[pick, 1]]
     on = rows >= 0
     ref = np.full(len(pick), np.inf)
+    if args.reference:
+        saved = np.load(args.reference)
+        if str(saved["labels_sha256"]) != labels_sha:
+            raise SystemExit(f"{args.reference}: references of another phantom (labels differ)")
+        where = {tuple(q): k for k, q in enumerate(P.tolist())}
+        pick = np.array([where[tuple(q)] for q in saved["checked"].tolist()])
+        ref = np.asarray(saved["reference_ohm"], dtype=float)
+        on = np.zeros(len(pick), bool)                  # nothing left to solve
     b = np.zeros((model.A.shape[0], 1))
     for j in np.nonzero(on)[0]:                      # one column at a time: lean memory
         b[rows[j], 0] = 1.0
@@ -110,18 +124,21 @@ def main(argv=None):
         "factor_time_s": m.get("factor_time_s"), "map_time_s": t_map,
         "phantom_time_s": t_phantom, "peak_rss_gb_after_map": rss_map_gb,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-        "checked_pixels": int(len(errors)), "check_time_s": time.perf_counter() - t2,
+        "checked_pixels": int(len(errors)), "reference_reused": bool(args.reference), "check_time_s": time.perf_counter() - t2,
         "max_rel_error": float(errors.max()) if errors.size else None,
         "mean_rel_error": float(errors.mean()) if errors.size else None,
         "median_rel_error": float(np.median(errors)) if errors.size else None,
         "n_above_1_percent": int(np.count_nonzero(errors > 0.01)),
+        "worst_pixels": [{"pixel": P[pick[j]].tolist(), "rel_error": float(errors[j]),
+                          "reference_ohm": float(ref[j])}
+                         for j in np.argsort(-errors)[:5].tolist()],
         "tip_window_vs_injection_max_rel": max(tip_check) if tip_check else None,
         "backend": "pardiso" if ssrm._Pardiso.library() is not None else "superlu",
     }
     print(json.dumps(out, indent=1))
     if args.save:
         np.savez_compressed(args.save, positions=P, resistance_ohm=R, checked=P[pick],
-                            reference_ohm=ref, rel_error=errors)
+                            reference_ohm=ref, rel_error=errors, labels_sha256=labels_sha)
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     return out

@@ -6,10 +6,12 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from threadpoolctl import threadpool_limits
 
+from . import io, provenance
 from .errors import InputError
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -40,3 +42,22 @@ def run(smk: Any, main: Callable[[Any, logging.Logger], None]) -> None:
         log.error("%s", err)
         raise SystemExit(f"voxelyte: {err}") from None
     log.info("done in %.1f s", time.perf_counter() - start)
+
+
+def stage_record(smk: Any, *, inputs, outputs, params) -> dict:
+    """The provenance record of this job (:func:`provenance.make_record` with the job's rule,
+    sample wildcard, sample-config hash and repository)."""
+    return provenance.make_record(
+        rule=smk.rule, sample=smk.wildcards.sample, inputs=inputs, outputs=outputs,
+        params=params, config_hash=smk.params.config_hash,
+        repo_dir=Path(smk.scriptdir).parents[1])
+
+
+def save_results(smk: Any, dataset, store, record: dict, summary: dict | None = None) -> None:
+    """Write the stage's dataset with its record in the attrs atomically to ``store``, then the
+    summary (``smk.output.summary``) and the record (``smk.output.record``) as JSON."""
+    dataset.attrs["provenance"] = record
+    io.write_zarr_atomic(dataset, store, num_workers=smk.threads)
+    if summary is not None:
+        provenance.write_json_atomic(summary, smk.output.summary)
+    provenance.write_json_atomic(record, smk.output.record)

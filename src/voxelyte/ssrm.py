@@ -32,7 +32,10 @@ imposes on the outer neighbours Γ of V (exact: A_VV x_V = e_m − A_VΓ x_Γ):
 u_Γ for a source inside the tile is taken from one batch of global AMG-CG solves for unit
 "probe" currents at the tile corners, interpolated bilinearly in the source position. This is
 exact when a tile's sub-volume is the whole volume; otherwise it assumes the far field depends
-smoothly on where the current enters. Measured on the BM10-like phantom at 64³ against direct
+smoothly on where the current enters. It does not for an isolated carrier cluster (CAM fed
+only through SE) cut by V: grounded at the cut, its R came out up to 100x too low, so a tile's V
+grows until every isolated cluster inside it lies ``halo`` voxels from V's cut sides
+(``isolated_clusters``, ``_enclose_isolated``). Measured on the BM10-like phantom at 64³ against direct
 solves of 300 random pixels (tile 16, halo 16, depth 32): median error 0.015 %, max 1.05 %
 (halo 8, depth 16: max 1.9 %); at 128³ (tile 32, halo 16, depth 32), 100 random pixels: median
 0.012 %, 98 within 1 %, but an isolated CAM particle (R ≈ 8e11 Ω, fed only through SE) 30 %

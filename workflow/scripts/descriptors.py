@@ -19,11 +19,9 @@ def main(smk, log):
     out_dir = Path(smk.output.summary).parent
     written = descriptors.write_descriptors(scalars, tables, out_dir)
     log.info("%s: %d scalars, tables %s", sample, len(scalars), sorted(tables))
-    record = provenance.make_record(
-        rule=smk.rule, sample=sample, inputs={"labels": labels_store},
-        outputs=list(written.values()),
-        params=dict(smk.params.stage, labels_source=smk.params.labels_source),
-        config_hash=smk.params.config_hash, repo_dir=Path(smk.scriptdir).parents[1])
+    record = scripting.stage_record(
+        smk, inputs={"labels": labels_store}, outputs=list(written.values()),
+        params=dict(smk.params.stage, labels_source=smk.params.labels_source))
     provenance.write_json_atomic(record, smk.output.record)
 
 

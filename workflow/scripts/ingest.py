@@ -1,7 +1,7 @@
 """Snakemake adapter: read a sample's raw channel stacks into raw.zarr (voxelyte.io)."""
 from pathlib import Path
 
-from voxelyte import io, provenance, scripting
+from voxelyte import io, scripting
 
 
 def main(smk, log):
@@ -12,16 +12,13 @@ def main(smk, log):
     log.info("%s: channels %s, shape %s, voxel size %s um (%s)", sample,
              list(stack.channel.values), stack.shape, stack.attrs["voxel_size_um"],
              stack.attrs["voxel_size_source"])
-    record = provenance.make_record(
-        rule=smk.rule, sample=sample, inputs={c["name"]: c["path"] for c in smk.params.inputs},
-        outputs=[Path(smk.output.raw).parent], params=dict(smk.params.stage, crop=smk.params.crop),
-        config_hash=smk.params.config_hash, repo_dir=Path(smk.scriptdir).parents[1])
+    store = Path(smk.output.raw).parent  # the output is the store's zarr.json
+    record = scripting.stage_record(
+        smk, inputs={c["name"]: c["path"] for c in smk.params.inputs}, outputs=[store],
+        params=dict(smk.params.stage, crop=smk.params.crop))
     dataset = stack.to_dataset()
     dataset.attrs["sample"] = sample
-    dataset.attrs["provenance"] = record
-    store = Path(smk.output.raw).parent  # the output is the store's zarr.json
-    io.write_zarr_atomic(dataset, store, num_workers=smk.threads)
-    provenance.write_json_atomic(record, smk.output.record)
+    scripting.save_results(smk, dataset, store, record)
 
 
 scripting.run(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)

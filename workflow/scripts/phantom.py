@@ -9,12 +9,10 @@ def main(smk, log):
     summary = phantom.write_phantom(out_dir, smk.params.phantom, smk.wildcards.sample,
                                     phases=smk.params.phases)
     log.info("achieved volume fractions: %s", summary["volume_fraction"])
-    record = provenance.make_record(
-        rule=smk.rule, sample=smk.wildcards.sample, inputs={},
-        outputs=[smk.output.bse, smk.output.se, Path(smk.output.truth).parent,
-                 smk.output.summary, smk.output.sample_file],
-        params=smk.params.phantom, config_hash=smk.params.config_hash,
-        repo_dir=Path(smk.scriptdir).parents[1])
+    record = scripting.stage_record(
+        smk, inputs={}, outputs=[smk.output.bse, smk.output.se, Path(smk.output.truth).parent,
+                                 smk.output.summary, smk.output.sample_file],
+        params=smk.params.phantom)
     provenance.write_json_atomic(record, smk.output.record)
 
 

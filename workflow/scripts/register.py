@@ -14,10 +14,9 @@ def main(smk, log):
              "slices", sample, drift.attrs.get("method"), drift["dy_px"].iloc[-1],
              drift["dx_px"].iloc[-1], drift["rotation_deg"].iloc[-1],
              int((~drift["valid"]).sum()))
-    record = provenance.make_record(
-        rule=smk.rule, sample=sample, inputs={"raw": raw_store},
-        outputs=[out_store, smk.output.drift, smk.output.qc], params=smk.params.stage,
-        config_hash=smk.params.config_hash, repo_dir=Path(smk.scriptdir).parents[1])
+    record = scripting.stage_record(smk, inputs={"raw": raw_store},
+                                    outputs=[out_store, smk.output.drift, smk.output.qc],
+                                    params=smk.params.stage)
     registered.attrs["provenance"] = record
     io.write_zarr_atomic(registered, out_store, num_workers=smk.threads)
     registration.write_drift_table(drift, smk.output.drift)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from voxelyte import io, provenance, scripting, segmentation
+from voxelyte import io, scripting, segmentation
 
 
 def main(smk, log):
@@ -82,15 +82,11 @@ def main(smk, log):
     else:
         segmentation.save_thresholds(info.get("unsupervised", {}), smk.output.model)
     segmentation.qc_figure(corrected, labels, info, smk.output.qc, truth=truth_reg)
-    record = provenance.make_record(
-        rule=smk.rule, sample=sample, inputs=inputs,
+    record = scripting.stage_record(
+        smk, inputs=inputs,
         outputs=[out_store, smk.output.summary, smk.output.qc, smk.output.model],
-        params=dict(stage, annotations=smk.params.annotations),
-        config_hash=smk.params.config_hash, repo_dir=Path(smk.scriptdir).parents[1])
-    labels.attrs["provenance"] = record
-    io.write_zarr_atomic(labels, out_store, num_workers=smk.threads)
-    provenance.write_json_atomic(info, smk.output.summary)
-    provenance.write_json_atomic(record, smk.output.record)
+        params=dict(stage, annotations=smk.params.annotations))
+    scripting.save_results(smk, labels, out_store, record, info)
 
 
 scripting.run(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)

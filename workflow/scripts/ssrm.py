@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from voxelyte import io, provenance, scripting, ssrm
+from voxelyte import io, scripting, ssrm
 
 
 def main(smk, log):
@@ -29,14 +29,9 @@ def main(smk, log):
              conn["isolated_fraction_geometric"])
     store = Path(smk.output.store).parent
     params = dict(smk.params.stage, labels_source=smk.params.labels_source)
-    record = provenance.make_record(
-        rule=smk.rule, sample=sample, inputs=dict(smk.input.items()),
-        outputs=[store, smk.output.summary], params=params,
-        config_hash=smk.params.config_hash, repo_dir=Path(smk.scriptdir).parents[1])
-    ds.attrs["provenance"] = record
-    io.write_zarr_atomic(ds, store, num_workers=smk.threads)
-    provenance.write_json_atomic(summary, smk.output.summary)
-    provenance.write_json_atomic(record, smk.output.record)
+    record = scripting.stage_record(smk, inputs=dict(smk.input.items()),
+                                    outputs=[store, smk.output.summary], params=params)
+    scripting.save_results(smk, ds, store, record, summary)
 
 
 scripting.run(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)

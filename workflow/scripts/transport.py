@@ -2,7 +2,7 @@
 labels (voxelyte.transport)."""
 from pathlib import Path
 
-from voxelyte import io, provenance, scripting, transport
+from voxelyte import io, scripting, transport
 
 
 def main(smk, log):
@@ -20,16 +20,12 @@ def main(smk, log):
              {p: {a: round(v["tortuosity_factor"], 3) for a, v in per.items()}
               for p, per in summary["tortuosity"].items()})
     flux_store = Path(smk.output.flux).parent
-    record = provenance.make_record(
-        rule=smk.rule, sample=sample, inputs={"labels": labels_store},
-        outputs=[smk.output.summary, flux_store],
-        params=dict(smk.params.stage, labels_source=smk.params.labels_source),
-        config_hash=smk.params.config_hash, repo_dir=Path(smk.scriptdir).parents[1])
-    fields.attrs["provenance"] = record
+    record = scripting.stage_record(
+        smk, inputs={"labels": labels_store}, outputs=[smk.output.summary, flux_store],
+        params=dict(smk.params.stage, labels_source=smk.params.labels_source))
     chunks = {dim: size for dim, size in (("case", 1), ("z", 32)) if dim in fields.dims}
-    io.write_zarr_atomic(fields.chunk(chunks), flux_store, num_workers=smk.threads)
-    provenance.write_json_atomic(transport.clean_summary(summary), smk.output.summary)
-    provenance.write_json_atomic(record, smk.output.record)
+    scripting.save_results(smk, fields.chunk(chunks), flux_store, record,
+                           transport.clean_summary(summary))
 
 
 scripting.run(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)
