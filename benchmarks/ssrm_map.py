@@ -63,7 +63,8 @@ def main(argv=None):
     t1 = time.perf_counter()
     m = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=1, method=args.method,
                             tile_voxels=args.tile, halo_voxels=args.halo,
-                            depth_voxels=args.depth or 2 * args.halo, progress=progress)
+                            depth_voxels=args.depth or ssrm.DEPTH_PER_HALO * args.halo,
+                            progress=progress)
     t_map = time.perf_counter() - t1
     rss_map_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     R, P = m["resistance_ohm"], m["positions"]

@@ -358,6 +358,10 @@ def _amg_solve(model: _Model, B: np.ndarray, rtol: float, progress=None) -> np.n
 #: volume instead of AMG-CG (fill of a 3D factorisation grows as N⁴: ~1 GB at 64³).
 DIRECT_PROBE_MAX_UNKNOWNS = 400_000
 
+#: Default depth of a tile's sub-volume, in halos: 128³ BM10-like, tile 32, halo 16, the worst of
+#: the checked pixels in three tiles 1.5 % at depth 2h, 0.9 % at 3h, 0.6 % at 4h.
+DEPTH_PER_HALO = 4
+
 
 def _direct_solve(A: sp.csr_matrix, B: np.ndarray) -> np.ndarray:
     """A⁻¹ B by one MKL PARDISO factorisation (Jacobi-scaled; forward, 1 × 1 Schur, backward)."""
@@ -425,7 +429,7 @@ def resistance_map(sigma, voxel_size_um, *, positions=None, stride: int = 1, reg
     offsets = window_offsets(vox[1:], tip_size_voxels=tip_size_voxels,
                              disc_radius_um=disc_radius_um)
     nz = model.sigma.shape[0]
-    depth = nz if depth_voxels is None else max(1, min(nz, int(depth_voxels)))
+    depth = max(1, min(nz, int(depth_voxels or DEPTH_PER_HALO * halo_voxels)))
     if method == "auto":   # exact where it is cheap, else tiled (see choose_method)
         wins = np.unique(((positions[:, None, 0] + offsets[None, :, 0]) * face_shape[1] +
                           positions[:, None, 1] + offsets[None, :, 1]).ravel()).size
@@ -830,7 +834,7 @@ def estimate_memory_bytes(shape_zyx, settings: dict) -> int:
     probes = 0.0
     if method == "tiled":
         t, h = int(settings.get("tile_voxels", 32)), int(settings.get("halo_voxels", 16))
-        depth = min(shape_zyx[a], settings.get("depth_voxels") or 2 * h)
+        depth = min(shape_zyx[a], settings.get("depth_voxels") or DEPTH_PER_HALO * h)
         sub = min(n, (t + 2 * h) ** 2 * depth)
         face_unknowns = min(positions, math.ceil(t / stride) ** 2) * w
         # probe right-hand sides and solutions (2 dense copies), then their near-face rows
@@ -915,7 +919,7 @@ def simulate(labels, phases: dict, voxel_size_um, settings: dict | None = None, 
     ovox = _orient_voxel(vox, a)
     olab = np.ascontiguousarray(_orient(lab, a, side))
     model = _build_model(np.ascontiguousarray(_orient(sigma, a, side)), ovox)
-    depth = cfg["depth_voxels"] or 2 * int(cfg["halo_voxels"])
+    depth = cfg["depth_voxels"] or DEPTH_PER_HALO * int(cfg["halo_voxels"])
     m = resistance_map(None, vox, stride=cfg["stride"], region=cfg["region"],
                        tip_size_voxels=cfg["tip_size_voxels"],
                        disc_radius_um=cfg["disc_radius_um"],
