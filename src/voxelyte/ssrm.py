@@ -34,13 +34,16 @@ u_Γ for a source inside the tile is taken from one batch of global AMG-CG solve
 exact when a tile's sub-volume is the whole volume; otherwise it assumes the far field depends
 smoothly on where the current enters. It does not for an isolated carrier cluster (CAM fed
 only through SE) cut by V: grounded at the cut, its R came out up to 100x too low, so a tile's V
-grows until every isolated cluster inside it lies ``halo`` voxels from V's cut sides
-(``isolated_clusters``, ``_enclose_isolated``). Measured on the BM10-like phantom at 64³ against direct
-solves of 300 random pixels (tile 16, halo 16, depth 32): median error 0.015 %, max 1.05 %
-(halo 8, depth 16: max 1.9 %); at 128³ (tile 32, halo 16, depth 32), 100 random pixels: median
-0.012 %, 98 within 1 %, but an isolated CAM particle (R ≈ 8e11 Ω, fed only through SE) 30 %
-low. Outliers are pixels whose cluster leaves V through paths the corner probes do not feed. ``"auto"`` takes the exact method up to DIRECT_MAX_FACE_PIXELS
-window pixels (when its memory estimate fits) and tiles beyond.
+grows to hold, ``halo`` voxels from its cut sides, every isolated cluster reaching the tile's
+pixels within ``halo`` planes of the face (``isolated_clusters``, ``_enclose_isolated``).
+Measured on the BM10-like phantom at 64³ against direct solves of 300 random pixels (tile 16,
+halo 16, depth 32): median error 0.015 %, max 1.05 % (halo 8, depth 16: max 1.9 %). At 128³,
+tile 32, halo 16, against independent AMG-CG solves of 100 random pixels: with depth 32 and no
+growth, 98 within 1 %, one CAM pixel 1.5 % and one isolated CAM particle 30 % low; with the
+growth and depth 64 (the default, DEPTH_PER_HALO) all 100 within 1 % (max 0.63 %, median
+0.011 %), 458 s and 2.1 GB for the whole 128² map on 2 cores. ``"auto"`` takes the exact
+method up to DIRECT_MAX_FACE_PIXELS window pixels (when its memory estimate fits) and tiles
+beyond.
 
 Analytic checks (science.md): full-face window on a uniform bar, R = L/(σA); square window of
 side s on a half-space, R ≈ 0.4412 ρ/s; disc of radius a, R = ρ/(4a) (Maxwell/Holm).
@@ -500,24 +503,23 @@ def isolated_clusters(sigma: np.ndarray) -> tuple[np.ndarray, list]:
     return comp, ndimage.find_objects(comp)
 
 
-def _enclose_isolated(bounds, depth, iso, boxes, halo):
-    """Grow a sub-volume (r0, r1, c0, c1; depth) until every isolated cluster inside it lies
-    ``halo`` voxels from its cut sides: a cluster cut by the sub-volume would be grounded at the
-    cut by the probe far field, which the corner probes (fed through the percolating network)
-    do not represent; the margin keeps its leak through the matrix inside V too."""
+def _enclose_isolated(bounds, depth, core, iso, boxes, halo):
+    """Grow a sub-volume (r0, r1, c0, c1; depth) to hold, ``halo`` voxels from its cut sides,
+    every isolated cluster that reaches the tile's core (its scanned pixels' rows / cols, top
+    ``halo`` planes): cut by V such a cluster would be grounded at the cut by the probe far
+    field, which the corner probes (fed through the percolating network) do not represent, and
+    its leak through the matrix must stay inside V too. Deeper clusters are left to the far
+    field (growing for them as well cascades into near-whole-volume tiles)."""
     (r0, r1, c0, c1), z1 = bounds, depth
     nz, nr, nc = iso.shape
-    while True:
-        sub = iso[:z1, r0:r1, c0:c1]
-        ids = np.unique(sub[sub > 0])
-        grown = (r0, r1, c0, c1, z1)
-        for i in ids.tolist():
-            bz, br, bc = boxes[i - 1]
-            r0, r1 = min(r0, max(0, br.start - halo)), max(r1, min(nr, br.stop + halo))
-            c0, c1 = min(c0, max(0, bc.start - halo)), max(c1, min(nc, bc.stop + halo))
-            z1 = max(z1, min(nz, bz.stop + halo))
-        if (r0, r1, c0, c1, z1) == grown:
-            return (r0, r1, c0, c1), z1
+    cr0, cr1, cc0, cc1 = core
+    sub = iso[:max(1, min(halo, nz)), cr0:cr1, cc0:cc1]
+    for i in np.unique(sub[sub > 0]).tolist():
+        bz, br, bc = boxes[i - 1]
+        r0, r1 = min(r0, max(0, br.start - halo)), max(r1, min(nr, br.stop + halo))
+        c0, c1 = min(c0, max(0, bc.start - halo)), max(c1, min(nc, bc.stop + halo))
+        z1 = max(z1, min(nz, bz.stop + halo))
+    return (r0, r1, c0, c1), z1
 
 
 def _tile_geometry(model: _Model, positions, offsets, tile, halo, depth):
@@ -556,7 +558,9 @@ def _tile_geometry(model: _Model, positions, offsets, tile, halo, depth):
             windows.append((rows[keep], model.g_tip[wr[keep], wc[keep]]))
         bounds, z1 = (r0, r1, c0, c1), depth
         if boxes:
-            bounds, z1 = _enclose_isolated(bounds, depth, iso, boxes, halo)
+            core = (int(pos[:, 0].min()), int(pos[:, 0].max()) + 1, int(pos[:, 1].min()),
+                    int(pos[:, 1].max()) + 1)
+            bounds, z1 = _enclose_isolated(bounds, depth, core, iso, boxes, halo)
         exact = bounds == (0, nr, 0, nc) and z1 == nz
         tiles.append(dict(key=(ti, tj), members=members, bounds=bounds, depth=z1,
                           base=(r0, r1, c0, c1),
