@@ -495,12 +495,19 @@ def isolated_clusters(sigma: np.ndarray) -> tuple[np.ndarray, list]:
     """Face-connected clusters of the high-conductivity voxels (σ ≥ ISOLATED_CONTRAST·max σ)
     that do not reach the counter electrode (last plane): (cluster id per voxel, 0 elsewhere;
     bounding slices of cluster i at [i - 1])."""
-    comp, n = ndimage.label(sigma >= ISOLATED_CONTRAST * float(sigma.max()))
+    comp = _clusters_off_counter(sigma >= ISOLATED_CONTRAST * float(sigma.max()))
+    return comp, ndimage.find_objects(comp)
+
+
+def _clusters_off_counter(mask: np.ndarray) -> np.ndarray:
+    """Face-connected clusters of ``mask`` (oriented) that do not reach the counter electrode
+    (last plane): cluster ids, 0 elsewhere."""
+    comp, n = ndimage.label(mask)
     keep = np.ones(n + 1, bool)
     keep[np.unique(comp[-1])] = False
     keep[0] = False
     comp[~keep[comp]] = 0
-    return comp, ndimage.find_objects(comp)
+    return comp
 
 
 def _enclose_isolated(bounds, depth, core, iso, boxes, halo):
@@ -523,9 +530,9 @@ def _enclose_isolated(bounds, depth, core, iso, boxes, halo):
 
 
 def _tile_geometry(model: _Model, positions, offsets, tile, halo, depth):
-    """Group the positions by tile; per tile its sub-volume bounds and depth (grown to enclose
-    every isolated cluster it cuts), window rows and whether the sub-volume is the whole volume
-    (exact, no far field needed)."""
+    """Group the positions by tile; per tile its sub-volume bounds and depth (grown for the
+    isolated clusters near its pixels, ``_enclose_isolated``), window rows and whether the
+    sub-volume is the whole volume (exact, no far field needed)."""
     nz, nr, nc = model.sigma.shape
     idx = model.index_map
     iso, boxes = None, []
@@ -888,12 +895,7 @@ def _crop(arr: np.ndarray, crop, sample) -> tuple[np.ndarray, list]:
 def geometric_isolation(labels_oriented: np.ndarray, carrier_label: int) -> np.ndarray:
     """Face mask (rows, cols): carrier-phase face pixels whose face-connected carrier cluster
     does not reach the counter electrode (last plane): isolated by geometry alone."""
-    comp, n = ndimage.label(labels_oriented == carrier_label)
-    reach = np.zeros(n + 1, bool)
-    reach[np.unique(comp[-1])] = True
-    reach[0] = False
-    face = comp[0]
-    return (face > 0) & ~reach[face]
+    return _clusters_off_counter(labels_oriented == carrier_label)[0] > 0
 
 
 def simulate(labels, phases: dict, voxel_size_um, settings: dict | None = None, *,
