@@ -1,5 +1,6 @@
-"""Glue for the workflow's thin scripts: logging to the rule's log file, thread limits, and one
-clear message for bad input. Duck-typed on Snakemake's ``snakemake`` object; never imports it."""
+"""Glue for the workflow's thin scripts: logging to the rule's log file, thread limits, one clear
+message for bad input, the job's provenance record and the atomic writing of its results.
+Duck-typed on Snakemake's ``snakemake`` object; never imports it."""
 from __future__ import annotations
 
 import logging
