@@ -81,9 +81,6 @@ def main(argv=None):
     # pixel, solved over the whole volume (AMG-CG, one shared hierarchy, --ref-rtol):
     # R = 1/G_b + phi(pixel); a few pixels also with the Dirichlet tip window (tip_field)
     t2 = time.perf_counter()
-    rows = model.index_map[0, P[pick, 0], P[pick, 1]]
-    on = rows >= 0
-    ref = np.full(len(pick), np.inf)
     if args.reference:
         saved = np.load(args.reference)
         if str(saved["labels_sha256"]) != labels_sha:
@@ -91,9 +88,12 @@ def main(argv=None):
         where = {tuple(q): k for k, q in enumerate(P.tolist())}
         pick = np.array([where[tuple(q)] for q in saved["checked"].tolist()])
         ref = np.asarray(saved["reference_ohm"], dtype=float)
-        on = np.zeros(len(pick), bool)                  # nothing left to solve
+    else:
+        ref = np.full(len(pick), np.inf)
+    rows = model.index_map[0, P[pick, 0], P[pick, 1]]
+    to_solve = [] if args.reference else np.flatnonzero(rows >= 0)
     b = np.zeros((model.A.shape[0], 1))
-    for j in np.nonzero(on)[0]:                      # one column at a time: lean memory
+    for j in to_solve:                               # one column at a time: lean memory
         b[rows[j], 0] = 1.0
         x = ssrm._amg_solve(model, b, args.ref_rtol)[rows[j], 0]
         b[rows[j], 0] = 0.0

@@ -570,7 +570,7 @@ def _tile_geometry(model: _Model, positions, offsets, tile, halo, depth):
             bounds, z1 = _enclose_isolated(bounds, depth, core, iso, boxes, halo)
         exact = bounds == (0, nr, 0, nc) and z1 == nz
         tiles.append(dict(key=(ti, tj), members=members, bounds=bounds, depth=z1,
-                          base=(r0, r1, c0, c1),
+                          grown=(bounds, z1) != ((r0, r1, c0, c1), depth),
                           windows=windows, exact=exact))
     return lines_r, lines_c, tiles
 
@@ -655,8 +655,8 @@ def _tiled(model: _Model, positions, offsets, contact_ohm, tile, halo, depth, ba
         done += len(members)
         if progress:
             progress(done, len(positions))
-    grown = sum((t["bounds"], t["depth"]) != (t["base"], depth) for t in tiles)
-    return {"n_tiles": len(tiles), "n_tiles_grown": int(grown), "n_probe_solves": len(probes_u),
+    return {"n_tiles": len(tiles), "n_tiles_grown": sum(t["grown"] for t in tiles),
+            "n_probe_solves": len(probes_u),
             "probe_time_s": t_probe, "factor_time_s": t_factor,
             "tile_voxels": int(tile), "halo_voxels": int(halo), "depth_voxels": int(depth)}
 
