@@ -141,6 +141,14 @@ def test_connectivity_isolated_spheres_and_columns():
     assert res["isolated_from_current_collector"] == pytest.approx(0.2)
     res = D.connectivity(half, TWO, current_collector_side="end")["b"]
     assert res["isolated_from_current_collector"] == 1
+    # face pixels whose component misses the opposite face (the SSRM view of that face): the
+    # half column's 16 z-start pixels, not the 80 of a wall through z and x (which swallows
+    # the block); nothing of the phase on the y = 0 face
+    half[:, 30:32, 0:40] = 1
+    res = D.connectivity(half, TWO)["b"]
+    assert res["surface_unconnected_z_start"] == pytest.approx(16 / (16 + 80))
+    assert res["surface_unconnected_z_end"] == 0          # only the wall reaches z = end
+    assert res["surface_unconnected_x_start"] == 0 and res["surface_unconnected_y_start"] is None
 
 
 # --------------------------------------------------------------------------- profiles and 2D

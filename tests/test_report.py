@@ -369,10 +369,11 @@ def test_study_report_renders_in_headless_chromium(repo_root, tmp_path, chromium
     assert dom.returncode == 0, dom.stderr[-2000:]
     pg = Page(dom.stdout)
     expected = {"summary", "fractions", "chords", "interfaces", "sizes", "profiles",
-                "registration", "tortuosity", "ssrm", "segmentation", "provenance"}
+                "registration", "tortuosity", "ssrm", "segmentation", "consistency",
+                "provenance"}
     assert expected <= set(pg.sections)
     for sid in ("summary", "fractions", "chords", "interfaces", "sizes", "profiles",
-                "registration", "provenance"):
+                "registration", "consistency", "provenance"):
         assert pg.sections[sid], f"section {sid} empty"
     assert len(pg.images) >= 6
     for img in pg.images:

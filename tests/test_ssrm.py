@@ -165,8 +165,25 @@ def test_isolated_cam_particle_is_above_the_isolation_threshold():
     assert conn["pixel_agreement"] == 1.0
     _, with_desc = ssrm.simulate(lab, PHASES, (0.1, 0.1, 0.1),
                                  {"n_current_fields": 0, "dc_mode": False},
-                                 descriptors={"connectivity_CAM_isolated_z": 0.25})
+                                 descriptors={"connectivity_CAM_isolated_z": 0.25,
+                                              "connectivity_CAM_surface_unconnected_z_start": 0.5})
     assert with_desc["connectivity"]["descriptor_connectivity_CAM_isolated_z"] == 0.25
+    assert with_desc["connectivity"][
+        "descriptor_connectivity_CAM_surface_unconnected_z_start"] == 0.5
+    # a crop 6 planes deep ends inside the sphere: mapped, the sphere reaches the crop's counter
+    # electrode; the whole-volume geometry at the same pixels (shifted by the lateral crop)
+    # still calls it isolated
+    _, crop = ssrm.simulate(lab, PHASES, (0.1, 0.1, 0.1),
+                            {"n_current_fields": 0, "dc_mode": False,
+                             "crop": {"z": [0, 6], "y": [1, 20], "x": [1, 20]}})
+    cc = crop["connectivity"]
+    assert cc["isolated_fraction_ssrm"] == cc["isolated_fraction_geometric"] == 0
+    assert conn["isolated_fraction_geometric"] > 0
+    assert conn["isolated_fraction_geometric_whole_volume"] == conn["isolated_fraction_geometric"]
+    assert cc["isolated_fraction_geometric_whole_volume"] == pytest.approx(
+        conn["isolated_fraction_geometric"])
+    assert cc["pixel_agreement_whole_volume"] == pytest.approx(
+        1 - conn["isolated_fraction_geometric"])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -272,6 +289,28 @@ def test_probe_solve_by_factorisation_equals_amg():
     x_direct = ssrm._probe_solve(model, B, 1e-12, "auto")
     x_amg = ssrm._amg_solve(model, B, 1e-12)
     np.testing.assert_allclose(x_direct, x_amg, rtol=1e-6, atol=1e-9 * np.abs(x_amg).max())
+    # the matrix-free multigrid of the large-volume probes (float32 operator levels)
+    x_gmg = ssrm._gmg_solve(model, B, 1e-10)
+    np.testing.assert_allclose(x_gmg, x_direct, rtol=1e-5, atol=1e-6 * np.abs(x_direct).max())
+    with pytest.raises(ValueError, match="scanned face"):
+        ssrm._gmg_solve(model, np.eye(model.A.shape[0], 1, k=-model.A.shape[0] + 1), 1e-8)
+
+
+def test_tip_field_solvers_agree():
+    """One Dirichlet-window solve by factorisation, multigrid-CG and AMG-CG: same R and field."""
+    rng = np.random.default_rng(3)
+    sigma = rng.choice([0.1, 1e-9, 0.0], size=(12, 14, 14), p=[0.55, 0.35, 0.1])
+    fields = {s: ssrm.tip_field(sigma, (0.1, 0.1, 0.1), (7, 6), tip_size_voxels=2, solver=s)
+              for s in ("direct", "gmg", "amg")}
+    R = fields["direct"]["resistance_ohm"]
+    assert 0 < R < math.inf
+    for s in ("gmg", "amg"):
+        assert fields[s]["resistance_ohm"] == pytest.approx(R, rel=1e-6)
+        np.testing.assert_allclose(fields[s]["depth_profile_A_cm2"],
+                                   fields["direct"]["depth_profile_A_cm2"], rtol=1e-4,
+                                   atol=1e-6 * fields["direct"]["depth_profile_A_cm2"].max())
+    with pytest.raises(InputError, match="field solver"):
+        ssrm.tip_field(sigma, (0.1, 0.1, 0.1), (7, 6), solver="lu")
 
 
 def test_scanned_face_orientation():
@@ -318,3 +357,27 @@ def test_spreading_resistance_formulas():
     assert ssrm.spreading_resistance_ohm(2.0, (1.0, 1.0), disc_radius_um=3.0) == \
         pytest.approx(1 / (4 * 2.0 * 3e-4))
     assert math.isinf(ssrm.spreading_resistance_ohm(0.0, (1.0, 1.0)))
+
+
+def test_isolation_ordering_across_samples():
+    """The study-level check ranks SSRM isolated fractions against a geometric reference."""
+    key = "descriptor_connectivity_CAM_surface_unconnected_z_start"
+
+    def conn(p_ssrm, p_ref, n):
+        return {"isolated_fraction_ssrm": p_ssrm, key: p_ref, "n_carrier_surface_pixels": n}
+
+    ok = ssrm.isolation_ordering({"BM10": conn(0.05, 0.054, 800), "BM01": conn(0.44, 0.46, 700),
+                                  "BM03": conn(0.06, 0.07, 30)}, key)
+    assert ok["consistent"] is True and len(ok["pairs"]) == 3
+    by = {tuple(p["samples"]): p for p in ok["pairs"]}
+    assert by[("BM01", "BM10")]["resolved"] and by[("BM01", "BM10")]["agree"]
+    # 0.054 vs 0.07 with 30 pixels: within two standard errors, not a verdict either way
+    assert not by[("BM03", "BM10")]["resolved"]
+    assert by[("BM03", "BM10")]["two_standard_errors"] == pytest.approx(
+        2 * math.sqrt(0.05 * 0.95 / 800 + 0.06 * 0.94 / 30))
+    # a crop that hides the isolation of the second sample: the ranking flips
+    bad = ssrm.isolation_ordering({"BM10": conn(0.05, 0.054, 800), "BM01": conn(0.0, 0.46, 700)},
+                                  key)
+    assert bad["consistent"] is False and not bad["pairs"][0]["agree"]
+    assert ssrm.isolation_ordering({"BM10": conn(0.05, 0.05, 10), "x": None}, key)[
+        "consistent"] is None

@@ -891,21 +891,25 @@ def _cg_update_p(p, z, beta):
 
 
 def gmg_solve(mg: GeometricMultigrid, potential_in: float, potential_out: float, x, *,
-              rtol: float = DEFAULT_RTOL, maxiter: int | None = None):
+              rtol: float = DEFAULT_RTOL, maxiter: int | None = None, current_in=None):
     """Conjugate gradients (float64 vectors and sums) preconditioned by one V-cycle of ``mg``
     (float32 levels) for the Dirichlet problem with the inlet plane (first plane of axis 0) at
-    ``potential_in`` and the outlet plane at ``potential_out`` (V). ``x``: float64 grid array, the
-    initial guess (0 outside the network), overwritten by the solution. Stops at
-    ||b − A x|| ≤ rtol·||b||. Returns info: iterations, relative_residual (recomputed),
+    ``potential_in`` and the outlet plane at ``potential_out`` (V); ``current_in`` (A, 2D, optional)
+    is injected into the voxels of the first plane (a current source: the SSRM probes). ``x``:
+    float64 grid array, the initial guess (0 outside the network), overwritten by the solution.
+    Stops at ||b − A x|| ≤ rtol·||b||. Returns info: iterations, relative_residual (recomputed),
     converged, solve_time_s."""
     with _serial_if_small(x.size):
-        return _gmg_solve(mg, potential_in, potential_out, x, rtol=rtol, maxiter=maxiter)
+        return _gmg_solve(mg, potential_in, potential_out, x, rtol=rtol, maxiter=maxiter,
+                          current_in=current_in)
 
 
-def _gmg_solve(mg, potential_in, potential_out, x, *, rtol, maxiter):
+def _gmg_solve(mg, potential_in, potential_out, x, *, rtol, maxiter, current_in=None):
     t0 = time.perf_counter()
     f = mg.levels[0]
     b_lo = f.b_in.astype(np.float64) * potential_in
+    if current_in is not None:
+        b_lo = b_lo + np.asarray(current_in, np.float64)
     b_hi = f.b_out.astype(np.float64) * potential_out
     if x.shape[0] == 1:
         b_lo, b_hi = b_lo + b_hi, None

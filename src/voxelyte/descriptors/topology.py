@@ -14,7 +14,10 @@ def connectivity(labels, phases: dict, *, connectivity_order: int = 1,
     2 = + edges, 3 = + corners): per axis the volume fractions of the phase in components
     touching both faces (percolating), one face (dead end) and none (isolated); and the
     fraction not connected to the current-collector face (``isolated_from_current_collector``,
-    e.g. electrochemically isolated CAM). Returns {phase: {...}}."""
+    e.g. electrochemically isolated CAM); and per axis and face the fraction of the phase's
+    pixels on that face whose component does not reach the opposite face
+    (``surface_unconnected_<axis>_<start|end>``: what an SSRM scan of that face with the
+    counter electrode on the opposite one sees as isolated). Returns {phase: {...}}."""
     table = _phase_table(phases)
     arr = _load(labels)
     normal = _axis_index(electrode_normal_axis)
@@ -40,6 +43,11 @@ def connectivity(labels, phases: dict, *, connectivity_order: int = 1,
             for key, sel in (("percolating", start & end), ("dead_end", start ^ end),
                              ("isolated", ~start & ~end)):
                 res[f"{key}_{axis}"] = float(sizes[sel].sum() / total) if total else None
+            for side, face, other in (("start", 0, end), ("end", -1, start)):
+                on = np.take(comp, face, axis=ax)
+                on = on[on > 0]
+                res[f"surface_unconnected_{axis}_{side}"] = (
+                    float(np.mean(~other[on])) if on.size else None)
         cc = faces[normal][0 if current_collector_side == "start" else 1]
         res["isolated_from_current_collector"] = float(sizes[~cc].sum() / total) if total else None
         res["n_components"] = int(n)

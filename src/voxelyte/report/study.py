@@ -184,6 +184,7 @@ def build_study_report(study_dir, out_html, *, study: str, samples: list[str],
         fig_section("registration", "Registration drift", fg.drift_figure(drift),
                     "Estimated drift per slice.", "register"),
     ]
+    sections.append(ssrm_consistency_section(results, samples))
     sections.append(study_provenance_section(provenance_path, samples))
     created = b._now()
     html_text = b.render("sample.html.j2", title=f"voxelyte study report — {study}",
@@ -194,6 +195,45 @@ def build_study_report(study_dir, out_html, *, study: str, samples: list[str],
     log.info("study report %.1f MB in %.1f s", out_html.stat().st_size / 1e6,
              time.perf_counter() - t0)
     return table
+
+
+def ssrm_consistency_section(results: dict, samples: list[str]) -> dict:
+    """Do the SSRM maps rank the samples' isolated carrier pixels as the connectivity
+    descriptor (whole scanned face) and the whole-volume geometry (the mapped pixels) do?
+    (:func:`voxelyte.ssrm.isolation_ordering`)."""
+    from voxelyte import ssrm
+
+    conn = {s: b.dig(results[s].json, "ssrm", "connectivity") for s in samples}
+    conn = {s: c for s, c in conn.items() if isinstance(c, dict)}
+    if len(conn) < 2:
+        return b.section("consistency", "Consistency checks", [],
+                         missing="Fewer than two samples ran the ssrm stage: nothing to rank.")
+    descriptor_key = next((k for c in conn.values() for k in c
+                           if k.startswith("descriptor_connectivity_")
+                           and "_surface_unconnected_" in k), None)
+    rows = []
+    for key, what in ((descriptor_key, "connectivity descriptor, whole scanned face"),
+                      ("isolated_fraction_geometric_whole_volume",
+                       "geometry of the whole volume, mapped pixels")):
+        if key is None:
+            continue
+        check = ssrm.isolation_ordering(conn, key)
+        for p in check["pairs"]:
+            (a, c), (pa, pc), (ra, rc) = p["samples"], p["ssrm"], p["reference"]
+            verdict = ("agrees" if p["resolved"] else "not resolved (within 2 SE)") \
+                if p["agree"] else "DISAGREES"
+            rows.append([what, f"{a} vs {c}", pa, pc, ra, rc,
+                         {"text": verdict, "cls": "ok" if p["agree"] else "missing"}])
+    carrier = next((c.get("carrier_phase") for c in conn.values()), "carrier")
+    return b.section("consistency", "Consistency checks", [b.table_block(
+        ["reference", "samples", "SSRM isolated (1st)", "SSRM isolated (2nd)",
+         "reference (1st)", "reference (2nd)", "ordering"], rows,
+        caption=f"Fraction of mapped {carrier} surface pixels above the SSRM isolation "
+                "threshold, per sample pair, against the fraction whose cluster does not reach "
+                "the counter electrode; a pair agrees when both rank the samples alike (or the "
+                "reference does not resolve them within two standard errors of the pixel "
+                "sampling). A mapped crop can disagree with the whole-volume geometry: see the "
+                "SSRM crop setting.")])
 
 
 def study_provenance_section(path, samples) -> dict:
