@@ -1,5 +1,6 @@
 """Benchmark: full-surface SSRM map of a phantom (every face pixel a tip position), time and peak
-memory, and the accuracy against independent per-pixel whole-volume solves (multigrid-CG or AMG-CG) on random pixels.
+memory, and the accuracy against independent per-pixel whole-volume solves (multigrid-CG or
+AMG-CG) on random pixels.
 
     python benchmarks/ssrm_map.py --size 128 --check 100 --out ssrm_bench.json
     python benchmarks/ssrm_map.py --size 256 --check 20

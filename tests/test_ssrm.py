@@ -271,6 +271,7 @@ def test_auto_takes_the_exact_method_where_it_is_cheap():
     assert ssrm.choose_method((64, 64, 64), 64 * 64, 16.0) == "direct"
     assert ssrm.choose_method((128, 128, 128), 128 * 128, 16.0) == "tiled"
     assert ssrm.choose_method((64, 64, 64), 64 * 64, 0.5) == "tiled"      # memory
+    assert ssrm.choose_method((48, 152, 152), 24 * 24, 16.0) == "tiled"   # n: time
     rng = np.random.default_rng(1)
     sigma = rng.choice([0.0, 0.1, 1e-9], size=(8, 10, 10), p=[0.1, 0.6, 0.3])
     assert ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=3)["method"] == "direct"

@@ -29,8 +29,9 @@ imposes on the outer neighbours Γ of V (exact: A_VV x_V = e_m − A_VΓ x_Γ):
 
     Z_TT = (A_VV⁻¹)_TT  −  [A_VV⁻¹ A_VΓ u_Γ]_T   (per source position).
 
-u_Γ for a source inside the tile is taken from one batch of global AMG-CG solves for unit
-"probe" currents at the tile corners, interpolated bilinearly in the source position. This is
+u_Γ for a source inside the tile is taken from one batch of global solves for unit "probe"
+currents at the tile corners (the transport stage's matrix-free multigrid-CG, the probe current
+injected into the face plane), interpolated bilinearly in the source position. This is
 exact when a tile's sub-volume is the whole volume; otherwise it assumes the far field depends
 smoothly on where the current enters. It does not for an isolated carrier cluster (CAM fed
 only through SE) cut by V: grounded at the cut, its R came out up to 100x too low, so a tile's V
@@ -78,7 +79,7 @@ C_DISC = 0.25
 DEFAULT_RTOL = 1e-8
 #: Relative residual of the probe solves of the tiled far field (a correction of a few % of R).
 PROBE_RTOL = 1e-6
-#: Probe right-hand sides solved together by AMG-CG (dense n × chunk arrays).
+#: Probe right-hand sides handled per batch (dense n × chunk arrays of sources and solutions).
 PROBE_CHUNK = 4
 #: Rough memory per voxel (bytes) of the global operator, AMG hierarchy and fields (measured on
 #: 128³ phantoms: ~0.9 kB per voxel peak RSS with float64 AMG-CG).
@@ -907,16 +908,20 @@ def estimate_memory_bytes(shape_zyx, settings: dict) -> int:
 #: face: 86 s, 1.8 GB on 2 cores); beyond, the face-last factorisation's dense fronts grow
 #: as the face's square and tiling is faster.
 DIRECT_MAX_FACE_PIXELS = 4096
+#: ... and up to this many voxels (a 64³ volume; the factorisation's flops grow as n², so a
+#: larger volume is faster tiled even where the memory would fit).
+DIRECT_MAX_VOXELS = 300_000
 
 
 def choose_method(shape_zyx, face_unknowns: int, max_memory_gb: float) -> str:
     """``auto``: the exact Schur complement ("direct") where its memory estimate fits
-    ``max_memory_gb`` and at most DIRECT_MAX_FACE_PIXELS window pixels are scanned, else
-    "tiled"."""
+    ``max_memory_gb``, at most DIRECT_MAX_FACE_PIXELS window pixels are scanned and the volume
+    has at most DIRECT_MAX_VOXELS voxels, else "tiled"."""
     n = int(np.prod(shape_zyx))
     fill = 6.0 * n ** (4.0 / 3.0) * 12 * 1.5
     direct = n * BYTES_PER_VOXEL + fill + 3 * 8 * face_unknowns ** 2
-    if face_unknowns <= DIRECT_MAX_FACE_PIXELS and direct <= max_memory_gb * 1e9:
+    if (face_unknowns <= DIRECT_MAX_FACE_PIXELS and n <= DIRECT_MAX_VOXELS
+            and direct <= max_memory_gb * 1e9):
         return "direct"
     return "tiled"
 
