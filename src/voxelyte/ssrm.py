@@ -42,7 +42,8 @@ halo 16, depth 32): median error 0.015 %, max 1.05 % (halo 8, depth 16: max 1.9 
 tile 32, halo 16, against independent AMG-CG solves of 100 random pixels: with depth 32 and no
 growth, 98 within 1 %, one CAM pixel 1.5 % and one isolated CAM particle 30 % low; with the
 growth and depth 64 (the default, DEPTH_PER_HALO) all 100 within 1 % (max 0.63 %, median
-0.011 %), 458 s and 2.1 GB for the whole 128² map on 2 cores. ``"auto"`` takes the exact
+0.011 %); the whole 128² map on 2 cores took 458 s and 2.1 GB with AMG-CG probes, 249 s and
+1.6 GB with the multigrid probes (same errors to three digits). ``"auto"`` takes the exact
 method up to DIRECT_MAX_FACE_PIXELS window pixels (when its memory estimate fits) and tiles
 beyond.
 
@@ -75,15 +76,17 @@ log = logging.getLogger("voxelyte.ssrm")
 C_SQUARE = 0.4412
 #: Disc contact of radius a: R = ρ/(4a) (Maxwell, Holm).
 C_DISC = 0.25
-#: Relative residual of the AMG-CG solves (reference pixels, current fields).
+#: Relative residual of the iterative solves (reference pixels, current fields).
 DEFAULT_RTOL = 1e-8
 #: Relative residual of the probe solves of the tiled far field (a correction of a few % of R).
 PROBE_RTOL = 1e-6
 #: Probe right-hand sides handled per batch (dense n × chunk arrays of sources and solutions).
 PROBE_CHUNK = 4
-#: Rough memory per voxel (bytes) of the global operator, AMG hierarchy and fields (measured on
-#: 128³ phantoms: ~0.9 kB per voxel peak RSS with float64 AMG-CG).
-BYTES_PER_VOXEL = 1000
+#: Rough memory per voxel (bytes) of the global operator (CSR), index map, σ, multigrid
+#: hierarchy and fields. Measured peak RSS of whole tiled maps, tile factorisation and probes
+#: included: 128³ 1.6 GB (750 B per voxel), 256³ 8.7 GB (520 B per voxel); with this value the
+#: estimate gives 3.0 and 14.4 GB (tile 64).
+BYTES_PER_VOXEL = 400
 
 
 # --------------------------------------------------------------------------- conductivity field
@@ -360,7 +363,7 @@ def _amg_solve(model: _Model, B: np.ndarray, rtol: float, progress=None) -> np.n
 
 
 #: Largest system (unknowns) whose probe solves use one sparse factorisation of the whole
-#: volume instead of AMG-CG (fill of a 3D factorisation grows as N⁴: ~1 GB at 64³).
+#: volume instead of multigrid-CG (fill of a 3D factorisation grows as N⁴: ~1 GB at 64³).
 DIRECT_PROBE_MAX_UNKNOWNS = 400_000
 
 #: Default depth of a tile's sub-volume, in halos: 128³ BM10-like, tile 32, halo 16, the worst of
