@@ -374,8 +374,12 @@ def test_isolation_ordering_across_samples():
     assert by[("BM01", "BM10")]["resolved"] and by[("BM01", "BM10")]["agree"]
     # 0.054 vs 0.07 with 30 pixels: within two standard errors, not a verdict either way
     assert not by[("BM03", "BM10")]["resolved"]
+    q10, q03 = (0.05 * 800 + 0.5) / 801, (0.06 * 30 + 0.5) / 31
     assert by[("BM03", "BM10")]["two_standard_errors"] == pytest.approx(
-        2 * math.sqrt(0.05 * 0.95 / 800 + 0.06 * 0.94 / 30))
+        2 * math.sqrt(q10 * (1 - q10) / 800 + q03 * (1 - q03) / 30))
+    # no isolated pixel mapped in either sample still carries a sampling error
+    zero = ssrm.isolation_ordering({"a": conn(0.0, 0.0, 50), "b": conn(0.0, 0.01, 50)}, key)
+    assert zero["consistent"] is True and not zero["pairs"][0]["resolved"]
     # a crop that hides the isolation of the second sample: the ranking flips
     bad = ssrm.isolation_ordering({"BM10": conn(0.05, 0.054, 800), "BM01": conn(0.0, 0.46, 700)},
                                   key)

@@ -1034,13 +1034,15 @@ def simulate(labels, phases: dict, voxel_size_um, settings: dict | None = None, 
     cl = table[carrier]["label"]
     on_carrier = tip_phase == cl
     iso_r = R[on_carrier] > threshold
-    geo = geometric_isolation(olab, cl)[pos[:, 0], pos[:, 1]][on_carrier]
+    iso_face = geometric_isolation(olab, cl)
+    geo = iso_face[pos[:, 0], pos[:, 1]][on_carrier]
     agree = float(np.mean(iso_r == geo)) if on_carrier.any() else None
     # the same pixels in the whole (uncropped) volume: what a crop changes (orienting flips
     # the scan axis only, so face indices shift by the crop's start)
+    if lab is not lab_full:
+        iso_face = geometric_isolation(np.ascontiguousarray(_orient(lab_full, a, side)), cl)
     offset = [crop_ranges[d][0] for d in range(3) if d != a]
-    geo_whole = geometric_isolation(np.ascontiguousarray(_orient(lab_full, a, side)), cl)[
-        pos[:, 0] + offset[0], pos[:, 1] + offset[1]][on_carrier]
+    geo_whole = iso_face[pos[:, 0] + offset[0], pos[:, 1] + offset[1]][on_carrier]
     connectivity = {
         "carrier_phase": carrier,
         "isolation_threshold_ohm": threshold,
@@ -1159,7 +1161,8 @@ def isolation_ordering(connectivity_by_sample: dict, reference: str) -> dict:
 
     A pair (a, b) agrees when the SSRM fractions differ in the reference's direction, or when the
     reference fractions do not differ beyond two standard errors of the SSRM fractions' pixel
-    sampling, sqrt(p(1−p)/n) each (n = mapped carrier pixels). Returns {"pairs": [...],
+    sampling, sqrt(p'(1−p')/n) each (n = mapped carrier pixels, p' = (p·n + 0.5)/(n + 1), so
+    that a fraction of 0 or 1 still carries its sampling error). Returns {"pairs": [...],
     "consistent": bool | None (None: fewer than two samples with both numbers)}."""
     have = {s: c for s, c in connectivity_by_sample.items()
             if isinstance(c, dict) and c.get("isolated_fraction_ssrm") is not None
@@ -1171,8 +1174,12 @@ def isolation_ordering(connectivity_by_sample: dict, reference: str) -> dict:
             ca, cb = have[a], have[b]
             pa, pb = ca["isolated_fraction_ssrm"], cb["isolated_fraction_ssrm"]
             ra, rb = ca[reference], cb[reference]
-            se = math.sqrt(sum(p * (1 - p) / max(int(c.get("n_carrier_surface_pixels") or 1), 1)
-                               for p, c in ((pa, ca), (pb, cb))))
+            se = 0.0
+            for p, c in ((pa, ca), (pb, cb)):
+                n = max(int(c.get("n_carrier_surface_pixels") or 1), 1)
+                q = (p * n + 0.5) / (n + 1)
+                se += q * (1 - q) / n
+            se = math.sqrt(se)
             resolved = abs(ra - rb) > 2 * se
             agree = (np.sign(pa - pb) == np.sign(ra - rb)) if resolved else True
             pairs.append({"samples": [a, b], "ssrm": [pa, pb], "reference": [ra, rb],
