@@ -755,14 +755,12 @@ def tip_field(sigma, voxel_size_um, position, *, tip_size_voxels: int = 1,
                          expected="auto, direct, amg or gmg", found=solver)
     if solver == "auto":
         solver = "direct" if _use_direct(int(np.count_nonzero(sub))) else "gmg"
-    if solver == "gmg":     # matrix-free multigrid-CG of the transport stage (window = inlet)
-        mg = conduction.grid_operator(model.sigma, model.voxel, sub, inlet_mask=mask)
-        depth = (np.arange(shape[0]) + 0.5) / shape[0]
-        grid = np.where(sub, 1.0 - depth[:, None, None], 0.0)
-        conduction.gmg_solve(mg, 1.0, 0.0, grid, rtol=rtol)
+    if solver == "gmg":     # the transport stage's multigrid-CG solve, the window as its inlet
+        grid, i_unit, _, _ = conduction._effective_gmg(
+            model.sigma, model.voxel, 0, sub, rtol=rtol, maxiter=None, periodic=False,
+            potential_in=1.0, potential_out=0.0, dtype=np.float32, inlet_mask=mask)
         x = grid[sub]
-        i_unit = float(np.sum(mg.levels[0].b_in.astype(np.float64) * (1.0 - grid[0])))
-        del mg, grid
+        del grid
     else:
         system = conduction.assemble(model.sigma, model.voxel, 0, inlet_mask=mask,
                                      potential_in=1.0, network=model.network)
