@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 from numba import njit, prange
 from scipy import ndimage
 
@@ -890,8 +891,91 @@ def _cg_update_p(p, z, beta):
                 p[k, j, i] = z[k, j, i] + beta * p[k, j, i]
 
 
+class ClusterDeflation:
+    """Deflation space of the multigrid-CG: one piecewise-constant vector per voxel cluster
+    (``labels``: int grid, 0 = none; typically the face-connected clusters of the
+    high-conductivity phase). With contrasts of 1e6–1e9 (SSRM: CAM in SE) each such cluster is
+    nearly an equipotential whose level the smoother and the aggregation coarse grid barely move,
+    so CG stalls; deflating them (E = Zᵀ A Z, k × k, solved exactly) removes those modes
+    (deflated PCG: Saad, Yeung, Erhel, Guyomarc'h 2000, SIAM J. Sci. Comput. 21, 1909; Vuik,
+    Segal, Meijerink 1999, J. Comput. Phys. 152, 385, for layers of extreme contrast).
+    Only the faces between different clusters enter Zᵀ A z, so a coarse step costs a gather
+    over cluster boundaries and a scatter over the cluster voxels."""
+
+    def __init__(self, mg: GeometricMultigrid, labels):
+        f = mg.levels[0]
+        lab = np.asarray(labels)
+        if lab.shape != f.shape:
+            raise ValueError(f"deflation labels have shape {lab.shape}, the grid {f.shape}")
+        present = np.zeros(int(lab.max(initial=0)) + 1, bool)   # relabel 1..k in order
+        present[lab.ravel()] = True
+        present[0] = False
+        lab = (np.cumsum(present) * present)[lab]
+        flat = lab.ravel()
+        self.members = np.flatnonzero(flat)
+        self.member_label = flat[self.members]
+        k = int(flat.max()) if flat.size else 0
+        self.k = k
+        lin = np.arange(flat.size).reshape(f.shape)
+        p_idx, q_idx, g_all = [], [], []
+        for d, g in enumerate(f.g):
+            nb_lab = np.roll(lab, -1, axis=d)
+            cross = (lab != nb_lab) & (g > 0)
+            p = lin[cross]
+            q = np.roll(lin, -1, axis=d)[cross]
+            p_idx.append(p)
+            q_idx.append(q)
+            g_all.append(g[cross].astype(np.float64))
+        self.p = np.concatenate(p_idx)
+        self.q = np.concatenate(q_idx)
+        self.g = np.concatenate(g_all)
+        self.lp, self.lq = flat[self.p], flat[self.q]
+        # Dirichlet terms of cluster voxels on the first / last plane
+        b = np.zeros(f.shape)
+        b[0] += f.b_in
+        b[-1] += f.b_out
+        dir_idx = np.flatnonzero((flat > 0) & (b.ravel() > 0))
+        self.dir_idx, self.dir_b, self.dir_lab = dir_idx, b.ravel()[dir_idx], flat[dir_idx]
+        # E = Zᵀ A Z: sparse (a cluster couples to the clusters it touches), factorised once
+        rows = np.concatenate([self.lp, self.lq, self.lp, self.lq, self.dir_lab])
+        cols = np.concatenate([self.lp, self.lq, self.lq, self.lp, self.dir_lab])
+        vals = np.concatenate([self.g, self.g, -self.g, -self.g, self.dir_b])
+        E = sp.csc_matrix((vals, (rows, cols)), shape=(k + 1, k + 1))[1:, 1:]
+        dead = E.diagonal() <= 0      # a cluster with no conductance out of it: not deflated
+        E = (E + sp.diags(dead.astype(np.float64))).tocsc()
+        self._solve = spla.factorized(E) if k else None
+
+    def _coarse_solve(self, s):
+        return self._solve(s)
+
+    def coarse_of_az(self, z) -> np.ndarray:
+        """μ = E⁻¹ Zᵀ A z (length k + 1, μ[0] = 0)."""
+        zf = z.ravel()
+        t = self.g * (zf[self.p].astype(np.float64) - zf[self.q])
+        n = self.k + 1
+        s = (np.bincount(self.lp, t, n) - np.bincount(self.lq, t, n)
+             + np.bincount(self.dir_lab, self.dir_b * zf[self.dir_idx], n))
+        mu = np.zeros(n)
+        mu[1:] = self._coarse_solve(s[1:])
+        return mu
+
+    def coarse_of(self, r) -> np.ndarray:
+        """μ = E⁻¹ Zᵀ r (length k + 1, μ[0] = 0)."""
+        n = self.k + 1
+        s = np.bincount(self.member_label, r.ravel()[self.members], n)
+        mu = np.zeros(n)
+        mu[1:] = self._coarse_solve(s[1:])
+        return mu
+
+    def add(self, x, mu, sign: float = 1.0) -> None:
+        """x += sign · Z μ (in place)."""
+        xf = x.reshape(-1)
+        xf[self.members] += (sign * mu[self.member_label]).astype(x.dtype)
+
+
 def gmg_solve(mg: GeometricMultigrid, potential_in: float, potential_out: float, x, *,
-              rtol: float = DEFAULT_RTOL, maxiter: int | None = None, current_in=None):
+              rtol: float = DEFAULT_RTOL, maxiter: int | None = None, current_in=None,
+              deflation: ClusterDeflation | None = None):
     """Conjugate gradients (float64 vectors and sums) preconditioned by one V-cycle of ``mg``
     (float32 levels) for the Dirichlet problem with the inlet plane (first plane of axis 0) at
     ``potential_in`` and the outlet plane at ``potential_out`` (V); ``current_in`` (A, 2D, optional)
@@ -901,10 +985,11 @@ def gmg_solve(mg: GeometricMultigrid, potential_in: float, potential_out: float,
     converged, solve_time_s."""
     with _serial_if_small(x.size):
         return _gmg_solve(mg, potential_in, potential_out, x, rtol=rtol, maxiter=maxiter,
-                          current_in=current_in)
+                          current_in=current_in, deflation=deflation)
 
 
-def _gmg_solve(mg, potential_in, potential_out, x, *, rtol, maxiter, current_in=None):
+def _gmg_solve(mg, potential_in, potential_out, x, *, rtol, maxiter, current_in=None,
+               deflation=None):
     t0 = time.perf_counter()
     f = mg.levels[0]
     b_lo = f.b_in.astype(np.float64) * potential_in
@@ -925,9 +1010,15 @@ def _gmg_solve(mg, potential_in, potential_out, x, *, rtol, maxiter, current_in=
 
     r = np.empty_like(x)
     residual(r)
+    if deflation is not None and deflation.k:   # start with Zᵀ r = 0
+        deflation.add(x, deflation.coarse_of(r))
+        residual(r)
     rr = _cg_dot(r, r)
     z = np.empty(x.shape, np.float32)
-    p = np.zeros(x.shape, np.float32)   # search direction (float32; A p is recomputed exactly)
+    # search direction: float32 (A p is recomputed exactly); float64 when deflating, where
+    # p = z − Z μ cancels large cluster levels
+    deflate = deflation is not None and deflation.k > 0
+    p = np.zeros(x.shape, np.float64 if deflate else np.float32)
     it = 0
     converged = bnorm == 0 or math.sqrt(rr) <= rtol * bnorm
     rz_old = 1.0
@@ -935,6 +1026,8 @@ def _gmg_solve(mg, potential_in, potential_out, x, *, rtol, maxiter, current_in=
         mg.vcycle(r, z)
         rz = _cg_dot(r, z)
         _cg_update_p(p, z, rz / rz_old if it > 0 else 0.0)
+        if deflate:   # p ← p − Z E⁻¹ Zᵀ A z
+            deflation.add(p, deflation.coarse_of_az(z), -1.0)
         rz_old = rz
         pap = _cg_pap(p, *f.g, f.b_in, f.b_out)
         rr = _cg_step(x, r, p, *f.g, f.b_in, f.b_out, rz / pap)
@@ -1030,8 +1123,10 @@ def _to_front(arr, a: int):
 
 
 def _effective_gmg(sigma, voxel, a, net, *, rtol, maxiter, periodic, potential_in,
-                   potential_out, dtype, inlet_mask=None, outlet_mask=None):
-    """Matrix-free multigrid-CG along axis ``a``: (potential grid, I_in, I_out, info)."""
+                   potential_out, dtype, inlet_mask=None, outlet_mask=None,
+                   deflation_labels=None):
+    """Matrix-free multigrid-CG along axis ``a``: (potential grid, I_in, I_out, info).
+    ``deflation_labels``: voxel clusters deflated in the CG (:class:`ClusterDeflation`)."""
     t0 = time.perf_counter()
     vox = tuple(voxel[d] for d in [a] + [d for d in range(3) if d != a])
     net_t = _to_front(net, a)
@@ -1041,8 +1136,12 @@ def _effective_gmg(sigma, voxel, a, net, *, rtol, maxiter, periodic, potential_i
     n_axis = net_t.shape[0]
     t = ((np.arange(n_axis) + 0.5) / n_axis).reshape(-1, 1, 1)
     x = np.where(net_t, potential_in + (potential_out - potential_in) * t, 0.0)
+    deflation = None
+    if deflation_labels is not None:
+        deflation = ClusterDeflation(mg, np.where(net_t, _to_front(deflation_labels, a), 0))
     del net_t
-    info = gmg_solve(mg, potential_in, potential_out, x, rtol=rtol, maxiter=maxiter)
+    info = gmg_solve(mg, potential_in, potential_out, x, rtol=rtol, maxiter=maxiter,
+                     deflation=deflation)
     f = mg.levels[0]
     i_in = float(np.sum(f.b_in.astype(np.float64) * (potential_in - x[0])))
     i_out = float(np.sum(f.b_out.astype(np.float64) * (x[-1] - potential_out)))

@@ -319,6 +319,14 @@ class _Model:
     g_tip: np.ndarray              # (rows, cols): 2σA/d of the face voxels (S), 0 off network
     amg: object = field(default=None, repr=False)
     gmg: object = field(default=None, repr=False)
+    deflation: object = field(default=None, repr=False)
+    isolated: tuple = field(default=None, repr=False)   # (cluster ids, bounding slices)
+
+    def isolated_clusters(self) -> tuple[np.ndarray, list]:
+        """:func:`isolated_clusters` of the network (computed once)."""
+        if self.isolated is None:
+            self.isolated = isolated_clusters(np.where(self.network, self.sigma, 0.0))
+        return self.isolated
 
     @property
     def face_shape(self):
@@ -393,7 +401,9 @@ def _gmg_solve(model: _Model, B: np.ndarray, rtol: float) -> np.ndarray:
     """A⁻¹ B for right-hand sides on the scanned face (currents injected there) by the
     transport stage's matrix-free multigrid-CG (:func:`voxelyte.conduction.gmg_solve`; float32
     levels, so the true relative residual stops near 1e-7). The hierarchy is built once per
-    model; it needs ~40 B per voxel, ~25x less than the AMG one, and no setup search."""
+    model; it needs ~40 B per voxel, ~25x less than the AMG one, and no setup search. The
+    isolated carrier clusters are deflated (:class:`voxelyte.conduction.ClusterDeflation`):
+    a current into isolated CAM otherwise takes CG 150+ iterations at a 1e8 contrast."""
     face = model.index_map[0]
     on_face = face >= 0
     n_face = int(np.count_nonzero(on_face))
@@ -402,13 +412,15 @@ def _gmg_solve(model: _Model, B: np.ndarray, rtol: float) -> np.ndarray:
     if model.gmg is None:
         model.gmg = conduction.grid_operator(model.sigma, model.voxel, model.network,
                                              inlet_mask=np.zeros(model.face_shape, bool))
+        model.deflation = conduction.ClusterDeflation(model.gmg, model.isolated_clusters()[0])
     on = model.index_map >= 0
     X = np.empty(B.shape)
     current = np.zeros(model.face_shape)
     for k in range(B.shape[1]):
         current[on_face] = B[face[on_face], k]
         x = np.zeros(model.sigma.shape)
-        info = conduction.gmg_solve(model.gmg, 0.0, 0.0, x, rtol=rtol, current_in=current)
+        info = conduction.gmg_solve(model.gmg, 0.0, 0.0, x, rtol=rtol, current_in=current,
+                                    deflation=model.deflation)
         if not info["converged"]:
             log.warning("multigrid-CG did not reach rtol %.1e (%.1e after %d iterations)", rtol,
                         info["relative_residual"], info["iterations"])
@@ -570,7 +582,7 @@ def _tile_geometry(model: _Model, positions, offsets, tile, halo, depth):
     idx = model.index_map
     iso, boxes = None, []
     if depth < nz or halo < max(nr, nc):
-        iso, boxes = isolated_clusters(np.where(model.network, model.sigma, 0.0))
+        iso, boxes = model.isolated_clusters()
     lines_r, lines_c = _lattice(nr, tile), _lattice(nc, tile)
     # tile of each position: interval [lines[k], lines[k+1]) (last interval closed)
     tr = np.clip(np.searchsorted(lines_r, positions[:, 0], side="right") - 1, 0,
@@ -758,7 +770,8 @@ def tip_field(sigma, voxel_size_um, position, *, tip_size_voxels: int = 1,
     if solver == "gmg":     # the transport stage's multigrid-CG solve, the window as its inlet
         grid, i_unit, _, _ = conduction._effective_gmg(
             model.sigma, model.voxel, 0, sub, rtol=rtol, maxiter=None, periodic=False,
-            potential_in=1.0, potential_out=0.0, dtype=np.float32, inlet_mask=mask)
+            potential_in=1.0, potential_out=0.0, dtype=np.float32, inlet_mask=mask,
+            deflation_labels=model.isolated_clusters()[0])
         x = grid[sub]
         del grid
     else:
