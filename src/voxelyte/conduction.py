@@ -910,22 +910,22 @@ class ClusterDeflation:
         present = np.zeros(int(lab.max(initial=0)) + 1, bool)   # relabel 1..k in order
         present[lab.ravel()] = True
         present[0] = False
-        lab = (np.cumsum(present) * present)[lab]
+        lab = (np.cumsum(present) * present).astype(np.int32)[lab]
         flat = lab.ravel()
         self.members = np.flatnonzero(flat)
         self.member_label = flat[self.members]
         k = int(flat.max()) if flat.size else 0
         self.k = k
-        lin = np.arange(flat.size).reshape(f.shape)
+        strides = np.array(lab.strides) // lab.itemsize
         p_idx, q_idx, g_all = [], [], []
-        for d, g in enumerate(f.g):
-            nb_lab = np.roll(lab, -1, axis=d)
-            cross = (lab != nb_lab) & (g > 0)
-            p = lin[cross]
-            q = np.roll(lin, -1, axis=d)[cross]
+        for d, g in enumerate(f.g):      # face d of voxel p joins p and its + neighbour q
+            cross = (lab != np.roll(lab, -1, axis=d)) & (g > 0)
+            p = np.flatnonzero(cross)
+            last = (p // strides[d]) % f.shape[d] == f.shape[d] - 1    # a periodic wrap face
+            q = p + strides[d] - last * (f.shape[d] * strides[d])
             p_idx.append(p)
             q_idx.append(q)
-            g_all.append(g[cross].astype(np.float64))
+            g_all.append(g.ravel()[p].astype(np.float64))
         self.p = np.concatenate(p_idx)
         self.q = np.concatenate(q_idx)
         self.g = np.concatenate(g_all)
