@@ -84,7 +84,8 @@ PROBE_RTOL = 1e-6
 PROBE_CHUNK = 4
 #: Rough memory per voxel (bytes) of the global operator (CSR), index map, σ, multigrid
 #: hierarchy and fields. Measured peak RSS of whole tiled maps, tile factorisation and probes
-#: included: 128³ 1.6 GB (750 B per voxel), 256³ 8.7 GB (520 B per voxel); with this value the
+#: included: 128³ 1.6 GB (750 B per voxel), 256³ 8.7 GB (tile 64) and 9.6 GB (tile 32, deflated
+#: probes; 570 B per voxel); with this value the
 #: estimate gives 3.0 and 14.4 GB (tile 64).
 BYTES_PER_VOXEL = 400
 
