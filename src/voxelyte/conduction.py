@@ -943,10 +943,7 @@ class ClusterDeflation:
         E = sp.csc_matrix((vals, (rows, cols)), shape=(k + 1, k + 1))[1:, 1:]
         dead = E.diagonal() <= 0      # a cluster with no conductance out of it: not deflated
         E = (E + sp.diags(dead.astype(np.float64))).tocsc()
-        self._solve = spla.factorized(E) if k else None
-
-    def _coarse_solve(self, s):
-        return self._solve(s)
+        self._coarse_solve = spla.factorized(E) if k else None
 
     def coarse_of_az(self, z) -> np.ndarray:
         """μ = E⁻¹ Zᵀ A z (length k + 1, μ[0] = 0)."""
@@ -981,6 +978,7 @@ def gmg_solve(mg: GeometricMultigrid, potential_in: float, potential_out: float,
     ``potential_in`` and the outlet plane at ``potential_out`` (V); ``current_in`` (A, 2D, optional)
     is injected into the voxels of the first plane (a current source: the SSRM probes). ``x``:
     float64 grid array, the initial guess (0 outside the network), overwritten by the solution.
+    ``deflation``: a :class:`ClusterDeflation` of this operator (deflated CG, Saad et al. 2000).
     Stops at ||b − A x|| ≤ rtol·||b||. Returns info: iterations, relative_residual (recomputed),
     converged, solve_time_s."""
     with _serial_if_small(x.size):
@@ -1010,14 +1008,14 @@ def _gmg_solve(mg, potential_in, potential_out, x, *, rtol, maxiter, current_in=
 
     r = np.empty_like(x)
     residual(r)
-    if deflation is not None and deflation.k:   # start with Zᵀ r = 0
+    deflate = deflation is not None and deflation.k > 0
+    if deflate:   # start with Zᵀ r = 0
         deflation.add(x, deflation.coarse_of(r))
         residual(r)
     rr = _cg_dot(r, r)
     z = np.empty(x.shape, np.float32)
     # search direction: float32 (A p is recomputed exactly); float64 when deflating, where
     # p = z − Z μ cancels large cluster levels
-    deflate = deflation is not None and deflation.k > 0
     p = np.zeros(x.shape, np.float64 if deflate else np.float32)
     it = 0
     converged = bnorm == 0 or math.sqrt(rr) <= rtol * bnorm
