@@ -950,17 +950,16 @@ class ClusterDeflation:
         zf = z.ravel()
         t = self.g * (zf[self.p].astype(np.float64) - zf[self.q])
         n = self.k + 1
-        s = (np.bincount(self.lp, t, n) - np.bincount(self.lq, t, n)
-             + np.bincount(self.dir_lab, self.dir_b * zf[self.dir_idx], n))
-        mu = np.zeros(n)
-        mu[1:] = self._coarse_solve(s[1:])
-        return mu
+        return self._solve_E(np.bincount(self.lp, t, n) - np.bincount(self.lq, t, n)
+                             + np.bincount(self.dir_lab, self.dir_b * zf[self.dir_idx], n))
 
     def coarse_of(self, r) -> np.ndarray:
         """μ = E⁻¹ Zᵀ r (length k + 1, μ[0] = 0)."""
-        n = self.k + 1
-        s = np.bincount(self.member_label, r.ravel()[self.members], n)
-        mu = np.zeros(n)
+        return self._solve_E(np.bincount(self.member_label, r.ravel()[self.members], self.k + 1))
+
+    def _solve_E(self, s) -> np.ndarray:
+        """E⁻¹ s for the cluster sums s (entry 0, outside every cluster, ignored and left 0)."""
+        mu = np.zeros(self.k + 1)
         mu[1:] = self._coarse_solve(s[1:])
         return mu
 

@@ -43,7 +43,8 @@ tile 32, halo 16, against independent AMG-CG solves of 100 random pixels: with d
 growth, 98 within 1 %, one CAM pixel 1.5 % and one isolated CAM particle 30 % low; with the
 growth and depth 64 (the default, DEPTH_PER_HALO) all 100 within 1 % (max 0.63 %, median
 0.011 %); the whole 128² map on 2 cores took 458 s and 2.1 GB with AMG-CG probes, 249 s and
-1.6 GB with the multigrid probes (same errors to three digits). ``"auto"`` takes the exact
+1.6 GB with the multigrid probes, 156 s with the isolated clusters deflated in them (same errors
+to three digits). ``"auto"`` takes the exact
 method up to DIRECT_MAX_FACE_PIXELS window pixels (when its memory estimate fits) and tiles
 beyond.
 
@@ -85,8 +86,7 @@ PROBE_CHUNK = 4
 #: Rough memory per voxel (bytes) of the global operator (CSR), index map, σ, multigrid
 #: hierarchy and fields. Measured peak RSS of whole tiled maps, tile factorisation and probes
 #: included: 128³ 1.6 GB (750 B per voxel), 256³ 8.7 GB (tile 64) and 9.6 GB (tile 32, deflated
-#: probes; 570 B per voxel); with this value the
-#: estimate gives 3.0 and 14.4 GB (tile 64).
+#: probes; 570 B per voxel); with this value the estimate gives 3.0 and 14.4 GB (tile 64).
 BYTES_PER_VOXEL = 400
 
 
