@@ -219,23 +219,49 @@ def test_shine_through_and_pore_edges_in_default_rendering(porous_structure):
 
 
 def test_se_pore_edge_contrast_is_topographic(porous_structure):
-    """Blur- and noise-free: the rim-interior contrast comes from se_edge_gain (a straight
-    edge pixel gets ~0.88 gain, from the normalised Gaussian gradient), and vanishes at 0."""
+    """Blur- and noise-free: the edge effect brightens the solid beside a pore (a straight edge
+    pixel gets ~0.88 x se_edge_gain, from the normalised Gaussian gradient) and leaves the
+    cavity at the pore level, rim and interior alike; at gain 0 the solid rim is not brighter."""
     labels = porous_structure.central(porous_structure.labels)
     pore = labels == PORE
     in_plane = np.zeros((1, 3, 3), bool)
     in_plane[0, 1, :] = in_plane[0, :, 1] = True
     rim = pore & ~ndimage.binary_erosion(pore, in_plane, border_value=1)
-    interior = np.stack([ndimage.distance_transform_edt(p) for p in pore]) >= 3
-    contrast = {}
+    se_beside_pore = (labels == SE) & ndimage.binary_dilation(pore, in_plane)
+    se_far = (labels == SE) & (np.stack([ndimage.distance_transform_edt(~p) for p in pore]) > 5)
+    assert np.count_nonzero(se_beside_pore) > 100 and np.count_nonzero(se_far) > 100
+    level = {}
     for gain in (0.0, 0.6):
         run = phantom.merge_params(porous_structure.params, {"render": {
             **QUIET_RENDER, "blur_sigma_px": 0.0, "drift_total_px": [0.0, 0.0],
             "drift_jitter_px": 0.0, "se_edge_gain": gain}})
         se_image = _intensity(render_stack(porous_structure, run)["SE"], run["render"])
-        contrast[gain] = se_image[rim].mean() - se_image[interior].mean()
-    assert abs(contrast[0.0]) < 1e-3
-    assert contrast[0.6] > 0.3 * 0.6
+        pore_level = run["render"]["se_levels"]["pore"]
+        assert np.allclose(se_image[pore], pore_level, atol=1e-3)  # rim and interior alike
+        level[gain] = se_image[se_beside_pore].mean() - se_image[se_far].mean()
+    assert abs(level[0.0]) < 1e-3
+    assert level[0.6] > 0.6 * 0.6
+
+
+def test_two_voxel_crevice_is_dark_in_se():
+    """A two-voxel-wide crevice between CAM and SE reads darker than both solids far from it in
+    the SE channel after the default blur: the cavity stays dark and only the solid beside it
+    is brightened (Minnmann et al. 2024: pores are cavities, easier to see in SE). Brightening
+    both sides of the edge would make it read brighter than either solid."""
+    labels = np.full((6, 40, 40), CAM, dtype=np.uint8)
+    labels[:, :, 20:] = SE
+    labels[:, :, 20:22] = PORE
+    margin = 10
+    structure = phantom.PhantomStructure(
+        labels=labels, cam_particle_id=np.zeros_like(labels), margin_px=margin,
+        params=phantom.resolve_params(params(shape_zyx=[6, 20, 20])))
+    run = phantom.merge_params(structure.params, {"render": {
+        **QUIET_RENDER, "drift_total_px": [0.0, 0.0], "drift_jitter_px": 0.0}})
+    profile = _intensity(render_stack(structure, run)["SE"], run["render"]).mean(axis=(0, 1))
+    levels = run["render"]["se_levels"]
+    crevice = profile[20 - margin:22 - margin]
+    assert np.allclose(profile[[0, -1]], [levels["CAM"], levels["SE"]], atol=2e-3)
+    assert crevice.max() < min(levels["CAM"], levels["SE"])
 
 
 def test_write_phantom_round_trip(tmp_path):

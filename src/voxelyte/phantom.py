@@ -30,7 +30,10 @@ more porosity sitting between CAM particles, and the CAM is more clustered.
 Rendering (per slice; PFIB-SEM artefacts as described by Cooper et al. 2022 and handled in
 Minnmann et al. 2024): BSE material contrast with pore shine-through (a pore shows the first
 material behind it along +z, attenuated by ``exp(-depth / shine_through_depth_um)``), SE
-topographic contrast (bright pore edges, dark pores), curtaining stripes attached to the sample,
+topographic contrast (dark pores, bright pore edges: the edge effect brightens the solid beside
+a pore, where secondary electrons also escape through the side wall, while the cavity stays
+dark, so even a one-voxel crevice reads as a dark line, as pores "are cavities in a finely
+polished flat surface", Minnmann et al. 2024), curtaining stripes attached to the sample,
 Gaussian blur, stage drift (see ``DRIFT_CONVENTION``), multiplicative shading fixed in the image
 frame times a per-slice brightness factor, Poisson + Gaussian noise, uint16 counts.
 
@@ -76,7 +79,7 @@ CONTACT_DISTANCE_RANGE = (0.6, 0.8)    # clustered centre distance / (r_i + r_j)
 CLUSTERING_SLOPE, CLUSTERING_ONSET_RATIO, CLUSTERING_MAX = 1.2, 0.75, 0.9  # "auto" clustering
 CAM_FRACTION_SURPLUS = 0.01    # spheres are placed until union >= requested + surplus
 SPHERE_BOX_PAD_PX = 2          # f is evaluated this far outside each sphere
-SE_EDGE_SIGMA_PX = 1.0         # width of the SE-detector pore-edge brightening
+SE_EDGE_SIGMA_PX = 1.0         # width of the SE-detector pore-edge brightening (solid side)
 CURTAIN_BAND_SIGMAS_PX = (1.0, 6.0)  # band-pass (difference of Gaussians) across the stripes
 CURTAIN_Z_SIGMA_SLICES = 8.0   # curtains vary slowly with depth
 BRIGHTNESS_JITTER_REL = 0.1    # slice jitter sigma = this * brightness_drift
@@ -374,7 +377,8 @@ def render_slices(structure: PhantomStructure, params: dict) -> Iterator[tuple[i
 
     Per slice: ideal BSE (phase levels, pore shine-through
     ``pore + (behind - pore) * exp(-depth / shine_through_depth_um)``) and SE (phase levels +
-    ``se_edge_gain`` x normalised in-plane gradient magnitude of the pore indicator) ->
+    ``se_edge_gain`` x normalised in-plane gradient magnitude of the pore indicator on the solid
+    voxels; pore voxels keep the pore level) ->
     + curtains (sample frame) -> Gaussian blur -> drift shift (``DRIFT_CONVENTION``) and crop ->
     x shading(y, x) x b_z -> Poisson(I * photons) / photons + N(0, read_noise) ->
     ``clip(round(I * counts_scale + counts_offset))``. ``photons_per_unit`` 0 / None: no shot
@@ -421,7 +425,9 @@ def render_slices(structure: PhantomStructure, params: dict) -> Iterator[tuple[i
         attenuation = np.exp(-(nxt - z) * depth_um_per_slice / r["shine_through_depth_um"])
         shine = pore_bse + (levels["BSE"][behind_labels] - pore_bse) * attenuation
         bse = np.where(has_behind, shine, bse).astype(np.float32)
+        # edge effect on the solid side only: the cavity itself stays dark
         edge = ndimage.gaussian_gradient_magnitude(pore.astype(np.float32), SE_EDGE_SIGMA_PX)
+        edge[pore] = 0.0
         se = levels["SE"][slice_labels] + r["se_edge_gain"] * edge_norm * edge
         ideal = {"BSE": bse, "SE": se.astype(np.float32)}
         # 2. curtains (sample frame)

@@ -32,12 +32,17 @@ Labels are uint8 with the sample's phase table; ``confidence`` is uint8 = round(
 probability of the chosen phase (unsupervised: 0.5 + 0.5 min(1, |v - t| / half the class gap),
 v the intensity, t the nearest threshold: a heuristic certainty, not a probability).
 
-Phantom samples: ``phantom_scribbles`` draws sparse scribbles from the ground truth (a few
-strokes per class on <= 3 % of the slices, along the medial axis of each phase, like a user's
-strokes in napari), and ``truth_in_registered_frame`` brings the ground truth into the
-registered frame (each truth slice shifted by the drift residual the registration left,
-nearest-neighbour, then cropped to corrected.zarr's µm coords): segmentations of phantoms are
-scored on the registered frame; the plain frame (truth only cropped) is reported beside it.
+Phantom samples: ``phantom_annotations`` stands in for a user: ``phantom_scribbles`` draws
+sparse scribbles from the ground truth (a few strokes per class on <= 3 % of the slices, along
+the medial axis and the edge of each phase, like a user's strokes in napari), then
+``correction_strokes`` paints over the largest errors of a first model on the same slices (one
+round of the train / correct loop of Fiji's Trainable Weka Segmentation or ilastik).
+``truth_in_registered_frame`` brings the ground truth into the registered frame (each truth
+slice shifted by the drift residual the registration left, nearest-neighbour, then cropped to
+corrected.zarr's µm coords). Scores: on the ground-truth grid (trainable: the phase
+probabilities moved back by the sub-pixel residual, ``predict(probability_shift_px=)``: the
+segmentation's own accuracy), on the registered frame (the sub-pixel rest of the registration
+error included) and on the plain frame (the truth only cropped: all of it included).
 """
 from __future__ import annotations
 
@@ -86,7 +91,6 @@ SEGMENT_DEFAULTS = {
     "se_channel": "SE",
     "unsupervised_smoothing_px": 0.7,
     "se_pore_threshold_mad": 3.0,
-    "se_pore_edge_erosion_px": 1,
     "bse_pore_threshold_mad": 3.0,
     "rim_max_width_px": 2,
     "min_island_um3": 0.0,
@@ -96,6 +100,7 @@ SEGMENT_DEFAULTS = {
     "scribble_strokes_per_class": 12,
     "scribble_stroke_length_px": 80,
     "scribble_width_px": 3,
+    "scribble_correction_rounds": 1,
     "seed": 0,
 }
 UNLABELLED = 0
@@ -144,6 +149,13 @@ def _corrected_stack(corrected: xr.Dataset | xr.DataArray, sample=None) -> xr.Da
     if stack.dims != ("channel", "z", "y", "x"):
         raise InputError("corrected volume has unexpected dimensions", sample=sample,
                          field="corrected", expected="(channel, z, y, x)", found=stack.dims)
+    return stack
+
+
+def _whole_slice_chunks(stack: xr.DataArray) -> xr.DataArray:
+    """Dask-backed stacks rechunked to whole slices and all channels (per-slice features)."""
+    if isinstance(stack.data, da.Array):
+        return stack.copy(data=stack.data.rechunk({0: -1, 2: -1, 3: -1}))
     return stack
 
 
@@ -464,7 +476,19 @@ def train_classifier(stack: xr.DataArray, annotations: np.ndarray, table: dict, 
         feature_importance=importance)
 
 
-def _predict_chunk(data, model: TrainedModel, z0: int, z1: int, halo: int):
+def shifted_argmax(probs: np.ndarray, shift_px, phase_labels) -> np.ndarray:
+    """Labels (Y, X) uint8 from phase probabilities (Y, X, P) moved in-plane by ``shift_px``
+    (dy, dx) (bilinear, ``scipy.ndimage.shift``) before the argmax; pixels moved in from
+    outside the image are ``INVALID``."""
+    moved = np.stack([ndimage.shift(probs[..., j], shift_px, order=1, mode="constant",
+                                    cval=np.nan) for j in range(probs.shape[-1])], axis=-1)
+    outside = np.isnan(moved).any(axis=-1)
+    labels = np.asarray(phase_labels, dtype=np.uint8)[np.nan_to_num(moved, nan=0.0).argmax(-1)]
+    labels[outside] = INVALID
+    return labels
+
+
+def _predict_chunk(data, model: TrainedModel, z0: int, z1: int, halo: int, shifts_px=None):
     slab, lead = _read_slab(data, z0, z1, halo)
     f = slab_features(slab, model.params, lead, z1 - z0)
     shape = f.shape[:3]
@@ -473,7 +497,12 @@ def _predict_chunk(data, model: TrainedModel, z0: int, z1: int, halo: int):
     best = probs.argmax(axis=1)
     labels = np.asarray(model.phase_labels, dtype=np.uint8)[best].reshape(shape)
     conf = np.rint(255 * probs[np.arange(best.size), best]).astype(np.uint8).reshape(shape)
-    return labels, conf
+    shifted = None
+    if shifts_px is not None:
+        probs = probs.reshape(*shape, -1)
+        shifted = np.stack([shifted_argmax(probs[k], shifts_px[z0 + k], model.phase_labels)
+                            for k in range(shape[0])])
+    return labels, conf, shifted
 
 
 def prediction_slices(chunk_z: int, shape_yx: tuple, n_features: int,
@@ -486,23 +515,36 @@ def prediction_slices(chunk_z: int, shape_yx: tuple, n_features: int,
 
 
 def predict(stack: xr.DataArray, model: TrainedModel, *, chunk_z: int = 16, num_workers: int = 1,
-            max_feature_gb: float = MAX_FEATURE_GB) -> tuple[np.ndarray, np.ndarray]:
+            max_feature_gb: float = MAX_FEATURE_GB, probability_shift_px=None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Apply a trained model chunk-wise over z (dask delayed tasks, ``num_workers`` threads):
-    (labels uint8 (z, y, x), confidence uint8 = round(255 p)). A task's feature stack stays
-    below ``max_feature_gb`` (``prediction_slices``), whatever the slice size."""
+    (labels uint8 (z, y, x), confidence uint8 = round(255 p), shifted labels or None). A
+    task's feature stack stays below ``max_feature_gb`` (``prediction_slices``), whatever the
+    slice size. ``probability_shift_px`` ((z, 2) dy, dx): also the labels of the phase
+    probabilities moved in-plane by that shift per slice (``shifted_argmax``; used to score
+    phantoms on the ground-truth grid, undoing the registration residual sub-pixel)."""
     data = stack.data
     nz, ny, nx = stack.shape[1:]
     halo = halo_slices(model.params)
     labels = np.empty((nz, ny, nx), dtype=np.uint8)
     conf = np.empty((nz, ny, nx), dtype=np.uint8)
+    shifts = None
+    if probability_shift_px is not None:
+        shifts = np.asarray(probability_shift_px, dtype=np.float64)
+        if shifts.shape != (nz, 2):
+            raise InputError("probability shifts do not match the volume",
+                             field="probability_shift_px", expected=(nz, 2), found=shifts.shape)
+    shifted = None if shifts is None else np.empty((nz, ny, nx), dtype=np.uint8)
     step = prediction_slices(chunk_z, (ny, nx), len(feature_names(model.channels, model.params)),
                              max_feature_gb)
     bounds = [(z, min(z + step, nz)) for z in range(0, nz, step)]
-    tasks = [dask.delayed(_predict_chunk)(data, model, a, b, halo) for a, b in bounds]
+    tasks = [dask.delayed(_predict_chunk)(data, model, a, b, halo, shifts) for a, b in bounds]
     results = dask.compute(*tasks, scheduler="threads", num_workers=num_workers)
-    for (a, b), (lab, cf) in zip(bounds, results):
+    for (a, b), (lab, cf, sh) in zip(bounds, results):
         labels[a:b], conf[a:b] = lab, cf
-    return labels, conf
+        if shifted is not None:
+            shifted[a:b] = sh
+    return labels, conf, shifted
 
 
 def save_model(model: TrainedModel, path) -> None:
@@ -615,12 +657,10 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
     2. Solid phases: multi-Otsu on BSE with one class per solid phase (here 2: Otsu), middle
        below, brightest above the threshold. Pores do not form a BSE class of their own:
        shine-through makes them look like the material behind them.
-    3. Pores from the SE (topography) channel: the SE detector brightens pore edges. The SE
-       value is standardised against the SE level of its BSE class,
-       ``r = (SE - median_class) / (1.4826 MAD_class)``; ``r > se_pore_threshold_mad`` marks
-       pore edges, whose holes (the darker pore interior) are filled per slice. The edge
-       brightening reaches past the pore into both neighbours, so the filled mask is eroded
-       by ``se_pore_edge_erosion_px`` per slice. Middle-class voxels darker than
+    3. Pores from the SE (topography) channel, where a pore is a dark cavity (its solid edges
+       are bright). The SE value is standardised against the SE level of its BSE class,
+       ``r = (SE - median_class) / (1.4826 MAD_class)``; ``r < -se_pore_threshold_mad``
+       marks pores. Middle-class voxels darker than
        ``median - bse_pore_threshold_mad * 1.4826 MAD`` of the middle class in BSE are pores
        too (the darkest BSE class: pores whose shine-through is attenuated; 0 = off).
     4. ``remove_middle_rim`` (gradient-aware) relabels the false middle-phase rim left where
@@ -660,10 +700,8 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
         mad = float(np.median(np.abs(vals - med))) * 1.4826 if vals.size else 1.0
         r[where] = (se[where] - med) / (mad or 1.0)
         stats[name] = {"se_median": med, "se_mad_scaled": mad}
-    edges = r > float(p["se_pore_threshold_mad"])
-    erosion = int(p["se_pore_edge_erosion_px"])
-    pore = np.stack([ndimage.binary_erosion(ndimage.binary_fill_holes(sl), iterations=erosion)
-                     if erosion > 0 else ndimage.binary_fill_holes(sl) for sl in edges])
+    k_se = float(p["se_pore_threshold_mad"])
+    pore = r < -k_se
     k_dark = float(p["bse_pore_threshold_mad"])
     dark_level = None
     if k_dark > 0 and (~bright).any():
@@ -679,8 +717,7 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
     half_gap = abs(centres[1] - centres[0]) / 2 or 1.0
     conf = np.rint(255 * (0.5 + 0.5 * np.clip(np.abs(bse - t_bse) / half_gap, 0, 1)))
     conf = conf.astype(np.uint8)
-    conf[pore] = np.rint(255 * (0.5 + 0.5 * np.clip(
-        (r[pore] - p["se_pore_threshold_mad"]) / p["se_pore_threshold_mad"], 0, 1)))
+    conf[pore] = np.rint(255 * (0.5 + 0.5 * np.clip((-r[pore] - k_se) / k_se, 0, 1)))
     gradient = ndimage.gaussian_gradient_magnitude(bse, 1.0)
     level_mid = 0.5 * (float(np.median(bse[labels == low])) if (labels == low).any() else 0.0) \
         + 0.5 * centres[1]
@@ -690,7 +727,7 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
         threshold=float(level_mid), max_width_px=int(p["rim_max_width_px"]))
     info = {"bse_threshold": t_bse, "se_class_levels": stats,
             "se_pore_threshold_mad": float(p["se_pore_threshold_mad"]),
-            "se_pore_edge_erosion_px": erosion, "bse_pore_level": dark_level,
+            "bse_pore_level": dark_level,
             "phase_order_dark_to_bright": list(phase_order),
             "rim_threshold_bse": float(level_mid),
             "rim_voxels_relabelled": n_relabelled,
@@ -818,24 +855,8 @@ def smooth_labels(labels: np.ndarray, method: str = "majority", radius_px: int =
 
 
 # --------------------------------------------------------------------------- phantoms
-def truth_in_registered_frame(truth: xr.Dataset, estimated_drift_px: np.ndarray,
-                              coords: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Ground-truth labels in the registered frame and in the plain frame, both on ``coords``
-    (corrected.zarr's z, y, x in µm).
-
-    Registration shifted raw slice z by ``-e_z`` (e the estimated drift), the raw slice being
-    the truth shifted by ``+d_z`` (``voxelyte.phantom.DRIFT_CONVENTION``): the registered slice
-    shows the truth shifted by ``d_z - e_z``. Each truth slice is shifted by that residual
-    (nearest neighbour; voxels from outside the truth become 255 = not scored), then the
-    corrected volume's coords are picked. Plain frame: the truth at the same coords, not
-    shifted. Returns (registered-frame truth, plain-frame truth), uint8."""
-    labels = np.asarray(truth["labels"].values)
-    true = np.stack([np.asarray(truth["drift_dy_px"].values),
-                     np.asarray(truth["drift_dx_px"].values)], axis=1)
-    est = np.asarray(estimated_drift_px, dtype=np.float64)
-    if est.shape != true.shape:
-        raise InputError("drift table does not match the ground truth", field="drift",
-                         expected=f"{true.shape[0]} slices", found=est.shape[0])
+def _truth_indices(truth: xr.Dataset, coords: dict) -> dict[str, np.ndarray]:
+    """Index of each of ``coords``' z, y, x (µm) on the ground-truth grid."""
     index = {}
     for axis in ("z", "y", "x"):
         t = np.asarray(truth[axis].values, dtype=np.float64)
@@ -847,10 +868,41 @@ def truth_in_registered_frame(truth: xr.Dataset, estimated_drift_px: np.ndarray,
                              field=axis, expected="coords of the ground truth",
                              found=[float(c.min()), float(c.max())])
         index[axis] = idx
-    residual = true - est
+    return index
+
+
+def registration_residual_px(truth: xr.Dataset, estimated_drift_px: np.ndarray,
+                             coords: dict) -> np.ndarray:
+    """Drift the registration left in each slice of the corrected volume, ``d_z - e_z`` px
+    ((z, 2) dy, dx; d the true drift of the phantom, e the estimated one): the registered slice
+    shows the truth shifted by it."""
+    true = np.stack([np.asarray(truth["drift_dy_px"].values),
+                     np.asarray(truth["drift_dx_px"].values)], axis=1)
+    est = np.asarray(estimated_drift_px, dtype=np.float64)
+    if est.shape != true.shape:
+        raise InputError("drift table does not match the ground truth", field="drift",
+                         expected=f"{true.shape[0]} slices", found=est.shape[0])
+    return (true - est)[_truth_indices(truth, coords)["z"]]
+
+
+def truth_in_registered_frame(truth: xr.Dataset, estimated_drift_px: np.ndarray,
+                              coords: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth labels in the registered frame and in the plain frame, both on ``coords``
+    (corrected.zarr's z, y, x in µm).
+
+    Registration shifted raw slice z by ``-e_z`` (e the estimated drift), the raw slice being
+    the truth shifted by ``+d_z`` (``voxelyte.phantom.DRIFT_CONVENTION``): the registered slice
+    shows the truth shifted by ``d_z - e_z`` (``registration_residual_px``). Each truth slice
+    is shifted by that residual (nearest neighbour: the sub-pixel rest stays; voxels from
+    outside the truth become 255 = not scored), then the corrected volume's coords are
+    picked. Plain frame: the truth at the same coords, not shifted. Returns (registered-frame
+    truth, plain-frame truth), uint8."""
+    labels = np.asarray(truth["labels"].values)
+    residual = registration_residual_px(truth, estimated_drift_px, coords)
+    index = _truth_indices(truth, coords)
     reg = np.empty((index["z"].size, index["y"].size, index["x"].size), dtype=np.uint8)
     for i, z in enumerate(index["z"]):
-        moved = ndimage.shift(labels[z], residual[z], order=0, mode="constant", cval=INVALID)
+        moved = ndimage.shift(labels[z], residual[i], order=0, mode="constant", cval=INVALID)
         reg[i] = moved[np.ix_(index["y"], index["x"])]
     plain = labels[np.ix_(index["z"], index["y"], index["x"])]
     return reg, plain
@@ -914,6 +966,69 @@ def phantom_scribbles(truth: np.ndarray, phases: dict, *, slice_fraction: float 
     return ann, table
 
 
+def correction_strokes(annotations: np.ndarray, predicted: dict[int, np.ndarray],
+                       truth: np.ndarray, phases: dict, *,
+                       strokes_per_class: int = 12) -> np.ndarray:
+    """A user's correction round on phantoms (the trainable-segmentation workflow of Fiji's
+    Trainable Weka Segmentation or ilastik: train, look at the result, paint over what is
+    wrong, train again): on each annotated slice z (``predicted[z]``: the first model's labels
+    there), the ``strokes_per_class`` largest 8-connected patches where the labels differ
+    from the truth are painted with their true phase (class = phase label + 1), per phase;
+    voxels already annotated or outside the truth (255) are kept. No new slices are
+    annotated. Returns the new annotations."""
+    out = annotations.copy()
+    struct8 = np.ones((3, 3), dtype=bool)
+    for z, labels in predicted.items():
+        tz = truth[z]
+        wrong = (labels != tz) & (tz != INVALID) & (out[z] == UNLABELLED)
+        for lab in phase_map(phases).values():
+            comp, n = ndimage.label(wrong & (tz == lab), structure=struct8)
+            if n == 0:
+                continue
+            sizes = np.bincount(comp.ravel())[1:]
+            keep = np.zeros(n + 1, dtype=bool)
+            keep[1 + np.argsort(-sizes, kind="stable")[:strokes_per_class]] = True
+            out[z][keep[comp]] = lab + 1
+    return out
+
+
+def predict_slices(stack: xr.DataArray, model: TrainedModel, zs) -> dict[int, np.ndarray]:
+    """Labels of single slices ``zs`` (each with its z context), {z: (Y, X) uint8}."""
+    halo = halo_slices(model.params)
+    out = {}
+    for z in zs:
+        z = int(z)
+        labels, _, _ = _predict_chunk(stack.data, model, z, z + 1, halo)
+        out[z] = labels[0]
+    return out
+
+
+def phantom_annotations(corrected, truth: np.ndarray, phases: dict, *,
+                        num_workers: int = 1, sample=None, **params) -> tuple[np.ndarray, dict, dict]:
+    """Annotations standing in for a user's on a phantom: ``phantom_scribbles`` from the truth
+    (registered frame), then ``scribble_correction_rounds`` rounds of ``correction_strokes``
+    (a forest trained on the annotations so far, its errors on the annotated slices painted
+    over; ``scribble_strokes_per_class`` patches per phase and slice). Returns (annotations,
+    class table {value: {name, phase, label}}, info)."""
+    p = resolve_params(params)
+    stack = _whole_slice_chunks(_pick_channels(_corrected_stack(corrected, sample),
+                                               p["channels"], sample))
+    ann, table = phantom_scribbles(truth, phases, slice_fraction=p["scribble_slice_fraction"],
+                                   strokes_per_class=p["scribble_strokes_per_class"],
+                                   stroke_length_px=p["scribble_stroke_length_px"],
+                                   width_px=p["scribble_width_px"], seed=p["seed"])
+    classes = class_table(table, phases, sample=sample)
+    zs = np.flatnonzero(np.any(ann != UNLABELLED, axis=(1, 2)))
+    info = {"scribble_voxels": int(np.count_nonzero(ann)), "correction_voxels": []}
+    for _ in range(int(p["scribble_correction_rounds"])):
+        model = train_classifier(stack, ann, classes, p, n_jobs=num_workers)
+        before = int(np.count_nonzero(ann))
+        ann = correction_strokes(ann, predict_slices(stack, model, zs), truth, phases,
+                                 strokes_per_class=int(p["scribble_strokes_per_class"]))
+        info["correction_voxels"].append(int(np.count_nonzero(ann)) - before)
+    return ann, classes, info
+
+
 def score(labels: np.ndarray, truth: np.ndarray, phases: dict) -> dict:
     """IoU per phase, confusion matrix (rows truth, columns prediction; counts and row-
     normalised), volume fractions and their errors (percentage points) on the voxels where the
@@ -955,13 +1070,16 @@ def volume_fractions(labels: np.ndarray, phases: dict) -> dict:
 
 def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | None = None,
             classes: dict | None = None, sample: str | None = None, num_workers: int = 1,
-            **params) -> tuple[xr.Dataset, dict, TrainedModel | None]:
+            probability_shift_px=None, **params) -> tuple[xr.Dataset, dict, TrainedModel | None]:
     """The segment stage: corrected.zarr's dataset -> (Dataset ``labels`` uint8 and
     ``confidence`` uint8 (z, y, x) with the corrected coords, info dict, trained model or None).
 
     ``annotations`` (uint8 (z, y, x), 0 unlabelled) and ``classes`` (value -> {name, phase,
     label}, ``class_table``) are needed by ``method: trainable``. ``params``: keys of
-    ``SEGMENT_DEFAULTS``."""
+    ``SEGMENT_DEFAULTS``. ``probability_shift_px`` (trainable; phantom scoring): the Dataset
+    also holds ``labels_probability_shifted``, the argmax of the phase probabilities moved
+    in-plane by that (z, 2) shift per slice (``predict``), before post-processing; it is not
+    part of the stage's output."""
     p = resolve_params(params)
     labels_of = phase_map(phases)
     stack = _pick_channels(_corrected_stack(corrected, sample), p["channels"], sample)
@@ -982,13 +1100,13 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
                              sample=sample, field="annotations",
                              expected=tuple(stack.shape[1:]), found=annotations.shape)
         per_class = check_annotations(annotations, classes, sample=sample)
-        stack_data = stack.data
-        if isinstance(stack_data, da.Array):
-            stack = stack.copy(data=stack_data.rechunk({0: -1, 2: -1, 3: -1}))
+        stack = _whole_slice_chunks(stack)
         model = train_classifier(stack, annotations, classes, p, n_jobs=num_workers)
         timings["train_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        labels, conf = predict(stack, model, chunk_z=int(p["chunk_z"]), num_workers=num_workers)
+        labels, conf, shifted = predict(stack, model, chunk_z=int(p["chunk_z"]),
+                                        num_workers=num_workers,
+                                        probability_shift_px=probability_shift_px)
         timings["predict_s"] = time.perf_counter() - t1
         info.update({
             "classes": {v["name"]: {"value": int(k), "phase": v["phase"]}
@@ -1004,6 +1122,7 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
                                          "class_weight", "seed")},
         })
     else:
+        shifted = None
         labels, conf, extra = unsupervised_segment(stack, phases, p, sample=sample)
         timings["threshold_s"] = time.perf_counter() - t0
         info["unsupervised"] = extra
@@ -1041,6 +1160,11 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
         coords=coords,
         attrs={"phases": labels_of, "voxel_size_um": list(voxel), "method": p["method"],
                "sample": sample or corrected.attrs.get("sample", "")})
+    if shifted is not None:
+        ds["labels_probability_shifted"] = (("z", "y", "x"), shifted, {
+            "description": "argmax of the phase probabilities moved in-plane by "
+                           "probability_shift_px per slice, before post-processing; 255: moved "
+                           "in from outside (phantom scoring only)"})
     for d in ("z", "y", "x"):
         ds[d].attrs["units"] = "um"
     chunk_z = int(p["chunk_z"])

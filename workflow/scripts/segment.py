@@ -18,25 +18,23 @@ def main(smk, log):
     stack = corrected["corrected"]
     shape = tuple(stack.shape[1:])
     inputs = {"corrected": in_store}
-    annotations = classes = truth_reg = truth_plain = None
+    annotations = classes = truth_reg = truth_plain = residual = made = None
 
     if smk.params.is_phantom:
         truth_store = Path(smk.input.truth).parent
-        drift = pd.read_csv(smk.input.drift)
-        truth_reg, truth_plain = segmentation.truth_in_registered_frame(
-            io.open_volume(truth_store, sample=sample), drift[["dy_px", "dx_px"]].to_numpy(),
-            {axis: stack.coords[axis].values for axis in ("z", "y", "x")})
+        drift = pd.read_csv(smk.input.drift)[["dy_px", "dx_px"]].to_numpy()
+        truth = io.open_volume(truth_store, sample=sample)
+        coords = {axis: stack.coords[axis].values for axis in ("z", "y", "x")}
+        truth_reg, truth_plain = segmentation.truth_in_registered_frame(truth, drift, coords)
+        residual = segmentation.registration_residual_px(truth, drift, coords)
         inputs.update(truth=truth_store, drift=smk.input.drift)
         if stage["method"] == "trainable":
-            annotations, table = segmentation.phantom_scribbles(
-                truth_reg, phases, slice_fraction=stage["scribble_slice_fraction"],
-                strokes_per_class=stage["scribble_strokes_per_class"],
-                stroke_length_px=stage["scribble_stroke_length_px"],
-                width_px=stage["scribble_width_px"], seed=stage["seed"])
-            classes = segmentation.class_table(table, phases, sample=sample)
-            log.info("%s: phantom scribbles on %d slices, %d voxels (registered frame)", sample,
-                     int(np.any(annotations > 0, axis=(1, 2)).sum()),
-                     int(np.count_nonzero(annotations)))
+            annotations, classes, made = segmentation.phantom_annotations(
+                corrected, truth_reg, phases, num_workers=smk.threads, sample=sample, **stage)
+            log.info("%s: phantom scribbles on %d slices, %d voxels (registered frame), "
+                     "correction strokes %s voxels", sample,
+                     int(np.any(annotations > 0, axis=(1, 2)).sum()), made["scribble_voxels"],
+                     made["correction_voxels"])
     elif smk.params.annotations and stage["method"] == "trainable":
         spec = smk.params.annotations
         annotations, classes = segmentation.load_annotations(
@@ -45,18 +43,30 @@ def main(smk, log):
 
     labels, info, model = segmentation.segment(
         corrected, phases=phases, annotations=annotations, classes=classes, sample=sample,
-        num_workers=smk.threads, **stage)
+        num_workers=smk.threads,
+        probability_shift_px=None if residual is None else -residual, **stage)
     info = {"sample": sample, **info}
+    if made is not None:
+        info["phantom_annotations"] = made
     if truth_reg is not None:
         predicted = np.asarray(labels["labels"].values)
+        if "labels_probability_shifted" in labels:
+            shifted = np.asarray(labels["labels_probability_shifted"].values)
+            labels = labels.drop_vars("labels_probability_shifted")
+            truth_grid = np.where(shifted == segmentation.INVALID, segmentation.INVALID,
+                                  truth_plain)
+            info["score_truth_grid"] = segmentation.score(shifted, truth_grid, phases)
         info["score_registered_frame"] = segmentation.score(predicted, truth_reg, phases)
         info["score_plain_frame"] = segmentation.score(predicted, truth_plain, phases)
         info["scoring"] = (
-            "segmentation scored on the registered frame: each ground-truth slice shifted by "
-            "the drift residual the registration left (true - estimated, nearest neighbour), "
-            "cropped to corrected.zarr's coords; voxels shifted in from outside the truth are "
-            "not scored. score_plain_frame: the truth only cropped (registration error "
-            "included).")
+            "score_truth_grid (trainable): the segmentation's own accuracy: the phase "
+            "probabilities moved in-plane by minus the drift residual the registration left "
+            "(true - estimated, sub-pixel, bilinear), argmax (before post-processing), scored "
+            "on the ground-truth grid. score_registered_frame: the labels against each "
+            "ground-truth slice shifted by the residual to the nearest voxel (the sub-pixel "
+            "rest of the registration error, up to 0.5 voxel, stays in the score). "
+            "score_plain_frame: the truth only cropped (all of the registration error "
+            "included). Voxels from outside the truth or image are not scored.")
         lab = segmentation.phase_map(phases)
         if {"pore", "SE", "CAM"} <= set(lab):
             rim = segmentation.rim_thickness(predicted, low=lab["pore"], middle=lab["SE"],
@@ -69,10 +79,12 @@ def main(smk, log):
                 "definition": "SE voxels between CAM and pore (both within 3 voxels) where the "
                               "truth has no SE in the 3x3x3 neighbourhood; thickness "
                               "d_pore + d_CAM - 1 (1: one voxel, 1.41: across a corner)"}
-        s = info["score_registered_frame"]
-        log.info("%s: IoU %s; volume-fraction error (pp) %s", sample,
-                 {k: round(v, 4) for k, v in s["iou"].items()},
-                 {k: round(v, 3) for k, v in s["volume_fraction_error_pp"].items()})
+        for frame in ("score_truth_grid", "score_registered_frame", "score_plain_frame"):
+            if frame in info:
+                s = info[frame]
+                log.info("%s: %s: IoU %s; volume-fraction error (pp) %s", sample, frame,
+                         {k: round(v, 4) for k, v in s["iou"].items()},
+                         {k: round(v, 3) for k, v in s["volume_fraction_error_pp"].items()})
     log.info("%s: %s segmentation, volume fractions %s, timings %s", sample, info["method"],
              {k: round(v, 4) for k, v in info["volume_fraction"].items()}, info["timings_s"])
 
