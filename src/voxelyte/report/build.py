@@ -363,11 +363,10 @@ def segmentation_section(res: SampleResults, truth_ds, colors: dict) -> tuple[di
             blocks.append(figure_block(fg.iou_figure({res.name: iou}, colors),
                                        "Intersection over union of each phase with the ground "
                                        "truth (segmentation.json).", "IoU per phase"))
-            if path != ["score_registered_frame", "iou"]:       # else in the score table
+            if path[0] not in SCORE_FRAMES:       # else in the score tables
                 blocks.append(table_block(["phase", "IoU vs ground truth"],
                                           [[p, cell(v, src, [*path, p])] for p, v in iou.items()]))
-        for key, title in (("score_registered_frame", "registered frame"),
-                           ("score_plain_frame", "plain frame (registration error included)")):
+        for key, title in SCORE_FRAMES.items():
             sc = seg.get(key)
             if not isinstance(sc, dict):
                 continue
@@ -402,8 +401,18 @@ def segmentation_section(res: SampleResults, truth_ds, colors: dict) -> tuple[di
     return section("segmentation", "Segmentation", blocks), iou
 
 
+#: segmentation.json's phantom scores, in the order the report shows them
+SCORE_FRAMES = {
+    "score_truth_grid": "ground-truth grid (the segmentation's own accuracy: its phase "
+                        "probabilities moved back by the registration's sub-pixel residual)",
+    "score_registered_frame": "registered frame (truth shifted to the nearest voxel: the "
+                              "sub-pixel rest of the registration error included)",
+    "score_plain_frame": "plain frame (registration error included)",
+}
+
+
 def _find_iou(seg: dict):
-    for path in (["score_registered_frame", "iou"], ["iou"], ["IoU"], ["scores", "iou"], ["ground_truth", "iou"], ["iou_per_phase"],
+    for path in (["score_truth_grid", "iou"], ["score_registered_frame", "iou"], ["iou"], ["IoU"], ["scores", "iou"], ["ground_truth", "iou"], ["iou_per_phase"],
                  ["scores", "iou_per_phase"]):
         v = dig(seg, *path)
         if isinstance(v, dict) and v:
