@@ -1,6 +1,7 @@
-"""Tests for voxelyte.segmentation: trainable and unsupervised segmentation of a rendered
-phantom (shine-through, noise, shading, curtains, drift; registered and corrected like the
-workflow does) scored against its ground truth in the registered frame; the middle-phase rim
+"""Tests for voxelyte.segmentation: trainable (scribbles + one correction round, as the
+workflow does for phantoms) and unsupervised segmentation of a rendered phantom (shine-through,
+noise, shading, curtains, drift; registered and corrected like the workflow does) scored
+against its ground truth on the ground-truth grid and in the registered frame; the middle-phase rim
 artefact on an analytic blurred edge; annotation errors; island removal and smoothing on
 hand-made volumes; the saved model."""
 import json
