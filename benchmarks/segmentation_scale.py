@@ -4,7 +4,7 @@ write) on a 400^3 two-channel volume with 2 threads.
 
 The volume is a synthetic three-phase structure (thresholded smoothed noise: pore / SE / CAM
 at about 0.06 / 0.47 / 0.47), rendered into two channels the way the phantom renders BSE and
-SE (phase levels, SE-detector pore-edge brightening, blur, noise), stored as a corrected.zarr-
+SE (phase levels, SE-detector brightening of the solid at pore edges, blur, noise), stored as a corrected.zarr-
 like store and read lazily, like the workflow does. Generation is not timed; the segmentation
 runs in a fresh process whose peak RSS (``resource.getrusage``) is reported.
 
@@ -47,6 +47,7 @@ def make_volume(path: Path, n: int, seed: int = 0) -> None:
         lab = labels[sl]
         pore = (lab == 0).astype(np.float32)
         edge = np.stack([ndimage.gaussian_gradient_magnitude(p, 1.0) for p in pore])
+        edge[pore > 0] = 0.0                       # edge effect on the solid side only
         b = ndimage.gaussian_filter(levels_bse[lab], (0, 0.8, 0.8))
         s = ndimage.gaussian_filter(levels_se[lab] + 1.5 * edge, (0, 0.8, 0.8))
         bse[sl] = b + rng.normal(0, 0.04, b.shape).astype(np.float32)
