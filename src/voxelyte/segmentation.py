@@ -1003,8 +1003,8 @@ def predict_slices(stack: xr.DataArray, model: TrainedModel, zs) -> dict[int, np
     return out
 
 
-def phantom_annotations(corrected, truth: np.ndarray, phases: dict, *,
-                        num_workers: int = 1, sample=None, **params) -> tuple[np.ndarray, dict, dict]:
+def phantom_annotations(corrected, truth: np.ndarray, phases: dict, *, num_workers: int = 1,
+                        sample=None, **params) -> tuple[np.ndarray, dict, dict]:
     """Annotations standing in for a user's on a phantom: ``phantom_scribbles`` from the truth
     (registered frame), then ``scribble_correction_rounds`` rounds of ``correction_strokes``
     (a forest trained on the annotations so far, its errors on the annotated slices painted

@@ -412,7 +412,8 @@ SCORE_FRAMES = {
 
 
 def _find_iou(seg: dict):
-    for path in (["score_truth_grid", "iou"], ["score_registered_frame", "iou"], ["iou"], ["IoU"], ["scores", "iou"], ["ground_truth", "iou"], ["iou_per_phase"],
+    for path in (["score_truth_grid", "iou"], ["score_registered_frame", "iou"], ["iou"], ["IoU"],
+                 ["scores", "iou"], ["ground_truth", "iou"], ["iou_per_phase"],
                  ["scores", "iou_per_phase"]):
         v = dig(seg, *path)
         if isinstance(v, dict) and v:
