@@ -51,11 +51,9 @@ def trainable(rendered):
     labels, info, model = seg.segment(rendered["corrected"], phases=PHASES, annotations=ann,
                                       classes=classes, num_workers=2,
                                       probability_shift_px=-rendered["residual"])
-    shifted = labels["labels_probability_shifted"].values
-    truth_grid = np.where(shifted == seg.INVALID, seg.INVALID, rendered["truth_plain"])
     return {"labels": labels.drop_vars("labels_probability_shifted"), "info": info,
             "model": model, "annotations": ann, "classes": classes, "made": made,
-            "shifted": shifted, "truth_grid": truth_grid}
+            "shifted": labels["labels_probability_shifted"].values}
 
 
 def _artefact_dir(tmp_path_factory) -> Path:
@@ -92,7 +90,7 @@ def test_trainable_meets_iou_and_volume_fraction_targets(rendered, trainable,
     percentage point of the ground truth, on the ground-truth grid (the phase probabilities
     moved back by the registration's sub-pixel residual); the registered frame (nearest-voxel
     shift of the truth) keeps CAM and SE >= 0.95 too. Confusion matrices go to an artefact."""
-    grid = seg.score(trainable["shifted"], trainable["truth_grid"], PHASES)
+    grid = seg.score_on_truth_grid(trainable["shifted"], rendered["truth_plain"], PHASES)
     labels = trainable["labels"]["labels"].values
     score = seg.score(labels, rendered["truth_reg"], PHASES)
     plain = seg.score(labels, rendered["truth_plain"], PHASES)

@@ -1062,6 +1062,13 @@ def score(labels: np.ndarray, truth: np.ndarray, phases: dict) -> dict:
             "volume_fraction_error_pp": vf_err, "voxels_scored": n}
 
 
+def score_on_truth_grid(shifted: np.ndarray, truth: np.ndarray, phases: dict) -> dict:
+    """``score`` of labels already moved onto the ground-truth grid (``predict``'s shifted
+    labels) against the plain-frame truth; voxels the shift brought in from outside the image
+    (``INVALID``) are not scored."""
+    return score(shifted, np.where(shifted == INVALID, INVALID, truth), phases)
+
+
 # --------------------------------------------------------------------------- the stage
 def volume_fractions(labels: np.ndarray, phases: dict) -> dict:
     counts = np.bincount(labels.ravel(), minlength=256)

@@ -53,9 +53,8 @@ def main(smk, log):
         if "labels_probability_shifted" in labels:
             shifted = np.asarray(labels["labels_probability_shifted"].values)
             labels = labels.drop_vars("labels_probability_shifted")
-            truth_grid = np.where(shifted == segmentation.INVALID, segmentation.INVALID,
-                                  truth_plain)
-            info["score_truth_grid"] = segmentation.score(shifted, truth_grid, phases)
+            info["score_truth_grid"] = segmentation.score_on_truth_grid(shifted, truth_plain,
+                                                                        phases)
         info["score_registered_frame"] = segmentation.score(predicted, truth_reg, phases)
         info["score_plain_frame"] = segmentation.score(predicted, truth_plain, phases)
         info["scoring"] = (
