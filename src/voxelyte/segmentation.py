@@ -478,13 +478,15 @@ def train_classifier(stack: xr.DataArray, annotations: np.ndarray, table: dict, 
 
 def shifted_argmax(probs: np.ndarray, shift_px, phase_labels) -> np.ndarray:
     """Labels (Y, X) uint8 from phase probabilities (Y, X, P) moved in-plane by ``shift_px``
-    (dy, dx) (bilinear, ``scipy.ndimage.shift``) before the argmax; pixels moved in from
-    outside the image are ``INVALID``."""
-    moved = np.stack([ndimage.shift(probs[..., j], shift_px, order=1, mode="constant",
-                                    cval=np.nan) for j in range(probs.shape[-1])], axis=-1)
-    outside = np.isnan(moved).any(axis=-1)
-    labels = np.asarray(phase_labels, dtype=np.uint8)[np.nan_to_num(moved, nan=0.0).argmax(-1)]
-    labels[outside] = INVALID
+    (dy, dx) before the argmax: cubic-spline interpolation (``scipy.ndimage.shift``, order 3),
+    which blurs a 1-2 pixel wide pore less than a bilinear one; pixels whose source lies
+    (partly) outside the image are ``INVALID``."""
+    moved = np.stack([ndimage.shift(probs[..., j], shift_px, order=3, mode="nearest")
+                      for j in range(probs.shape[-1])], axis=-1)
+    inside = ndimage.shift(np.ones(probs.shape[:2], dtype=np.float32), shift_px, order=1,
+                           mode="constant", cval=0.0)
+    labels = np.asarray(phase_labels, dtype=np.uint8)[moved.argmax(-1)]
+    labels[inside < 1.0 - 1e-4] = INVALID
     return labels
 
 

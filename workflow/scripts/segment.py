@@ -60,7 +60,7 @@ def main(smk, log):
         info["scoring"] = (
             "score_truth_grid (trainable): the segmentation's own accuracy: the phase "
             "probabilities moved in-plane by minus the drift residual the registration left "
-            "(true - estimated, sub-pixel, bilinear), argmax (before post-processing), scored "
+            "(true - estimated, sub-pixel, cubic spline), argmax (before post-processing), scored "
             "on the ground-truth grid. score_registered_frame: the labels against each "
             "ground-truth slice shifted by the residual to the nearest voxel (the sub-pixel "
             "rest of the registration error, up to 0.5 voxel, stays in the score). "
