@@ -183,26 +183,31 @@ class _NotAModel:
 
 def test_unsupervised_scores_and_no_middle_rim_at_cam_pore_contacts(rendered, tmp_path_factory):
     """Unsupervised mode on the same phantom: IoU reported (artefact). At true CAM-pore
-    contacts the global thresholds leave a false SE rim (thickness d_pore + d_CAM - 1 in
-    (1.5, 2.5]: two voxels); the rim removal takes >= 80 % of it away. Known: one pass leaves
-    remnants where a thicker SE patch was thinned (repeating the pass eats real SE), so the
-    phantom keeps a few hundred such voxels; the analytic edge below keeps none."""
+    contacts the global thresholds leave a false SE rim thicker than one voxel (t = d_pore +
+    d_CAM - 1 > 1.5); the rim passes take >= 75 % of it away and leave it on < 1 % of the
+    contact voxels (pore voxels face-adjacent to CAM). Known: what stays is mostly true pore
+    next to CAM that reads as SE in both detectors (SE shine-through in BSE, the CAM edge's
+    SE-detector brightening blurred into the pore), up to 3 voxels deep."""
     truth = rendered["truth_reg"]
     labels, info, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised")
+    one, _, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised",
+                            rim_max_passes=1)
     kept, _, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised",
                              rim_max_width_px=0)
     score = seg.score(labels["labels"].values, truth, PHASES)
-    rim = seg.rim_thickness(labels["labels"].values, low=0, middle=2, high=1, truth=truth)
-    rim0 = seg.rim_thickness(kept["labels"].values, low=0, middle=2, high=1, truth=truth)
-    two_thick = lambda t: int(((t > 1.5) & (t <= 2.5)).sum())  # noqa: E731
+    thick = {name: int((seg.rim_thickness(ds["labels"].values, low=0, middle=2, high=1,
+                                          truth=truth) > 1.5).sum())
+             for name, ds in (("removal", labels), ("one_pass", one), ("none", kept))}
+    contact = int(((truth == 0) & ndimage.binary_dilation(truth == 1)).sum())
     artefact = _artefact_dir(tmp_path_factory) / "segmentation_unsupervised_scores.json"
     artefact.write_text(json.dumps({"registered_frame": score, "unsupervised": info[
-        "unsupervised"], "rim_voxels_2_thick": two_thick(rim),
-        "rim_voxels_2_thick_without_removal": two_thick(rim0)}, indent=2))
-    print("unsupervised IoU", score["iou"], artefact)
-    assert two_thick(rim0) > 1000         # the artefact is there without the removal
-    assert two_thick(rim) <= 0.2 * two_thick(rim0)
-    assert rim.size < 0.5 * rim0.size
+        "unsupervised"], "rim_voxels_thicker_than_1": thick,
+        "true_cam_pore_contact_voxels": contact}, indent=2))
+    print("unsupervised IoU", score["iou"], "rim > 1 voxel", thick, "contact", contact)
+    assert thick["none"] > 0.02 * contact        # the artefact is there without the removal
+    assert thick["removal"] <= 0.25 * thick["none"]
+    assert thick["removal"] < thick["one_pass"]
+    assert thick["removal"] < 0.01 * contact
     assert score["iou"]["CAM"] > 0.8 and score["iou"]["SE"] > 0.8   # still a segmentation
 
 
@@ -228,7 +233,7 @@ def test_global_thresholds_leave_a_rim_that_removal_takes_away():
     grad = ndimage.gaussian_gradient_magnitude(image, 1.0)
     cleaned, n = seg.remove_middle_rim(labels, grad, low=0, middle=2, high=1, bright=image,
                                        threshold=0.5, max_width_px=2, gradient_threshold=0.0)
-    assert n == int((labels == 2).sum())
+    assert n == [int((labels == 2).sum())]
     assert not (cleaned == 2).any()
     # each rim voxel went to the nearer side: the sphere's volume is kept within a shell
     assert abs(int((cleaned == 1).sum()) - int(sphere.sum())) < 0.1 * sphere.sum()
@@ -242,8 +247,9 @@ def test_rim_removal_keeps_thick_middle_regions():
     grad = np.ones(labels.shape, np.float32)
     cleaned, n = seg.remove_middle_rim(labels, grad, low=0, middle=2, high=1,
                                        bright=labels.astype(np.float32), threshold=0.5,
-                                       gradient_threshold=0.0)
-    assert n == 0
+                                       gradient_threshold=0.0, max_iterations=3,
+                                       middle_band=(1.5, 2.5))
+    assert n == []
     np.testing.assert_array_equal(cleaned, labels)
 
 

@@ -22,7 +22,9 @@ Two methods, chosen per sample (``stages.segment.method``):
   middle phase where the brightest and the darkest phase touch (Cooper et al. 2022): the blurred
   edge passes through the middle grey level. ``remove_middle_rim`` relabels middle-phase voxels
   that lie within ``rim_max_width_px`` of both outer phases and on a strong BSE gradient to the
-  nearer outer phase (gradient-aware rim removal).
+  nearer outer phase (gradient-aware rim removal); up to ``rim_max_passes`` passes, the later
+  ones only on voxels whose BSE lies outside the middle phase's band (median +-
+  ``rim_middle_band_mad`` robust SD): the rim left where a thicker band was thinned.
 
 Post-processing (both methods, logged): islands (face-connected components) of a phase below
 ``min_island_um3`` (per phase or one value) take the majority label of their surroundings;
@@ -93,6 +95,8 @@ SEGMENT_DEFAULTS = {
     "se_pore_threshold_mad": 3.0,
     "bse_pore_threshold_mad": 3.0,
     "rim_max_width_px": 2,
+    "rim_middle_band_mad": 2.0,
+    "rim_max_passes": 3,
     "min_island_um3": 0.0,
     "smoothing": "none",
     "smoothing_radius_px": 1,
@@ -613,8 +617,9 @@ def _sample_values(data: np.ndarray, n: int, rng) -> np.ndarray:
 
 def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, middle: int,
                       high: int, bright: np.ndarray, threshold: float, max_width_px: int = 2,
-                      gradient_threshold: float | None = None,
-                      max_iterations: int = 1) -> tuple[np.ndarray, int]:
+                      gradient_threshold: float | None = None, max_iterations: int = 1,
+                      middle_band: tuple[float, float] | None = None
+                      ) -> tuple[np.ndarray, list[int]]:
     """Gradient-aware removal of the false middle-phase rim that a global threshold leaves
     between the darkest (``low``) and brightest (``high``) phase (Cooper et al. 2022: the
     blurred low-high edge passes through the middle grey level).
@@ -624,15 +629,20 @@ def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, mid
     on an intensity gradient above ``gradient_threshold`` (default: the 25th percentile of the
     gradient over the middle phase: flat middle regions are real). It goes to the nearer outer
     phase; at equal distance to ``high`` if its intensity ``bright`` >= ``threshold``, else to
-    ``low``. Repeated until no rim voxel is left (at most ``max_iterations``). Returns (labels,
-    number of voxels relabelled)."""
+    ``low``. The first pass can leave a rim where a thicker middle band was thinned; later
+    passes (up to ``max_iterations``) take only rim voxels whose intensity lies outside
+    ``middle_band`` = (lo, hi) (not explained by the middle phase: a low-high mixture), so
+    repeating does not erode real thin middle phase; without ``middle_band`` one pass only.
+    Returns (labels, voxels relabelled per pass)."""
     out = labels.copy()
     if max_width_px < 1:
-        return out, 0
+        return out, []
     if gradient_threshold is None and (out == middle).any():
         gradient_threshold = float(np.percentile(gradient[out == middle], 25))
-    total = 0
-    for _ in range(max_iterations):
+    unexplained = None if middle_band is None else \
+        (bright < middle_band[0]) | (bright > middle_band[1])
+    passes = []
+    for i in range(max_iterations if unexplained is not None else 1):
         mid = out == middle
         if not mid.any() or not (out == low).any() or not (out == high).any():
             break
@@ -640,14 +650,16 @@ def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, mid
         d_high = ndimage.distance_transform_edt(out != high)
         rim = mid & (d_low + d_high - 1.0 <= max_width_px + 0.5) \
             & (gradient > gradient_threshold)
+        if i > 0:
+            rim &= unexplained
         n = int(rim.sum())
         if n == 0:
             break
         to_high = rim & ((d_high < d_low) | ((d_high == d_low) & (bright >= threshold)))
         out[to_high] = high
         out[rim & ~to_high] = low
-        total += n
-    return out, total
+        passes.append(n)
+    return out, passes
 
 
 def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_order=None,
@@ -666,7 +678,9 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
        ``median - bse_pore_threshold_mad * 1.4826 MAD`` of the middle class in BSE are pores
        too (the darkest BSE class: pores whose shine-through is attenuated; 0 = off).
     4. ``remove_middle_rim`` (gradient-aware) relabels the false middle-phase rim left where
-       the brightest and the darkest phase meet.
+       the brightest and the darkest phase meet; passes after the first take only voxels
+       whose BSE lies outside the middle class's band (median +- ``rim_middle_band_mad``
+       robust SD), the CAM-pore mixtures a thinned thicker band leaves.
     Returns (labels, confidence uint8, info)."""
     from skimage.filters import threshold_multiotsu
 
@@ -723,16 +737,28 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
     gradient = ndimage.gaussian_gradient_magnitude(bse, 1.0)
     level_mid = 0.5 * (float(np.median(bse[labels == low])) if (labels == low).any() else 0.0) \
         + 0.5 * centres[1]
+    # BSE band of the middle phase (median +- k robust SD): rim voxels outside it are low-high
+    # mixtures, which the passes after the first may still take
+    k_band = float(p["rim_middle_band_mad"])
+    band = None
+    if k_band > 0 and (labels == middle).any():
+        vals = _sample_values(bse[labels == middle], 2_000_000, rng)
+        med = float(np.median(vals))
+        half = k_band * 1.4826 * float(np.median(np.abs(vals - med)))
+        band = (med - half, med + half)
     rim_before = rim_thickness(labels, low=low, middle=middle, high=high)
-    labels, n_relabelled = remove_middle_rim(
+    labels, relabelled = remove_middle_rim(
         labels, gradient, low=low, middle=middle, high=high, bright=bse,
-        threshold=float(level_mid), max_width_px=int(p["rim_max_width_px"]))
+        threshold=float(level_mid), max_width_px=int(p["rim_max_width_px"]),
+        max_iterations=int(p["rim_max_passes"]), middle_band=band)
     info = {"bse_threshold": t_bse, "se_class_levels": stats,
             "se_pore_threshold_mad": float(p["se_pore_threshold_mad"]),
             "bse_pore_level": dark_level,
             "phase_order_dark_to_bright": list(phase_order),
             "rim_threshold_bse": float(level_mid),
-            "rim_voxels_relabelled": n_relabelled,
+            "rim_middle_band_bse": None if band is None else [float(v) for v in band],
+            "rim_voxels_relabelled": int(sum(relabelled)),
+            "rim_voxels_relabelled_per_pass": relabelled,
             "sandwiched_middle_voxels_before": int(rim_before.size),
             "sandwiched_middle_voxels_after": int(rim_thickness(
                 labels, low=low, middle=middle, high=high).size)}
