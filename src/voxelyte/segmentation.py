@@ -615,6 +615,12 @@ def _sample_values(data: np.ndarray, n: int, rng) -> np.ndarray:
     return flat
 
 
+def _robust_level(values: np.ndarray) -> tuple[float, float]:
+    """(median, robust standard deviation 1.4826 MAD) of non-empty ``values``."""
+    med = float(np.median(values))
+    return med, 1.4826 * float(np.median(np.abs(values - med)))
+
+
 def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, middle: int,
                       high: int, bright: np.ndarray, threshold: float, max_width_px: int = 2,
                       gradient_threshold: float | None = None, max_iterations: int = 1,
@@ -712,8 +718,7 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
     stats = {}
     for name, where in (("bright", bright), ("middle", ~bright)):
         vals = _sample_values(se[where], 2_000_000, rng)
-        med = float(np.median(vals)) if vals.size else 0.0
-        mad = float(np.median(np.abs(vals - med))) * 1.4826 if vals.size else 1.0
+        med, mad = _robust_level(vals) if vals.size else (0.0, 1.0)
         r[where] = (se[where] - med) / (mad or 1.0)
         stats[name] = {"se_median": med, "se_mad_scaled": mad}
     k_se = float(p["se_pore_threshold_mad"])
@@ -721,9 +726,8 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
     k_dark = float(p["bse_pore_threshold_mad"])
     dark_level = None
     if k_dark > 0 and (~bright).any():
-        vals = _sample_values(bse[~bright], 2_000_000, rng)
-        med = float(np.median(vals))
-        dark_level = med - k_dark * 1.4826 * float(np.median(np.abs(vals - med)))
+        med, sd = _robust_level(_sample_values(bse[~bright], 2_000_000, rng))
+        dark_level = med - k_dark * sd
         pore |= bse < dark_level
     labels = np.where(bright, high, middle).astype(np.uint8)
     labels[pore] = low
@@ -742,10 +746,8 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
     k_band = float(p["rim_middle_band_mad"])
     band = None
     if k_band > 0 and (labels == middle).any():
-        vals = _sample_values(bse[labels == middle], 2_000_000, rng)
-        med = float(np.median(vals))
-        half = k_band * 1.4826 * float(np.median(np.abs(vals - med)))
-        band = (med - half, med + half)
+        med, sd = _robust_level(_sample_values(bse[labels == middle], 2_000_000, rng))
+        band = (med - k_band * sd, med + k_band * sd)
     rim_before = rim_thickness(labels, low=low, middle=middle, high=high)
     labels, relabelled = remove_middle_rim(
         labels, gradient, low=low, middle=middle, high=high, bright=bse,
