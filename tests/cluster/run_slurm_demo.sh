@@ -133,7 +133,9 @@ def numbers(tree, prefix=""):
 
 
 log = (scratch / "slurm/log/slurmctld.log").read_text()
-allocated = len(re.findall(r"sched: Allocate JobId=\d+", log))
+# a job is started by the main scheduler ("sched: Allocate JobId=N") or by the backfill
+# scheduler ("sched/backfill: ... Started JobId=N"): count the distinct job ids of both
+allocated = len(set(re.findall(r"(?:Allocate|Started) JobId=(\d+)", log)))
 runs = json.loads((scratch / "results/slurm/provenance.json").read_text())["runs"]
 print(f"slurmctld allocated {allocated} jobs; the study had {len(runs)} rule runs + provenance")
 assert allocated >= len(runs) + 1, "not every job went through sbatch"
