@@ -61,6 +61,7 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
+from voxelyte.descriptors._common import _edt
 from voxelyte.errors import InputError
 from voxelyte.io import volume_voxel_size_um
 
@@ -652,8 +653,8 @@ def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, mid
         mid = out == middle
         if not mid.any() or not (out == low).any() or not (out == high).any():
             break
-        d_low = ndimage.distance_transform_edt(out != low)
-        d_high = ndimage.distance_transform_edt(out != high)
+        d_low = _edt(out != low, (1.0,) * out.ndim)       # voxels
+        d_high = _edt(out != high, (1.0,) * out.ndim)
         rim = mid & (d_low + d_high - 1.0 <= max_width_px + 0.5) \
             & (gradient > gradient_threshold)
         if i > 0:
@@ -789,8 +790,8 @@ def rim_thickness(labels: np.ndarray, *, low: int, middle: int, high: int,
         mid = lab == middle
         if not mid[core].any() or not (lab == low).any() or not (lab == high).any():
             continue
-        d_low = ndimage.distance_transform_edt(lab != low)
-        d_high = ndimage.distance_transform_edt(lab != high)
+        d_low = _edt(lab != low, (1.0,) * lab.ndim)       # voxels
+        d_high = _edt(lab != high, (1.0,) * lab.ndim)
         sel = (mid & (d_low <= reach_px) & (d_high <= reach_px))[core]
         if truth is not None:
             t = truth[a:b]
