@@ -44,16 +44,13 @@ def rendered(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trainable(rendered):
-    """As the workflow does for phantoms: scribbles + one correction round, then the stage
-    with the probabilities also moved back by the registration residual."""
+    """As the workflow does for phantoms: scribbles + one correction round, then the stage."""
     ann, classes, made = seg.phantom_annotations(rendered["corrected"], rendered["truth_reg"],
                                                  PHASES, num_workers=2)
     labels, info, model = seg.segment(rendered["corrected"], phases=PHASES, annotations=ann,
-                                      classes=classes, num_workers=2,
-                                      probability_shift_px=-rendered["residual"])
-    return {"labels": labels.drop_vars("labels_probability_shifted"), "info": info,
-            "model": model, "annotations": ann, "classes": classes, "made": made,
-            "shifted": labels["labels_probability_shifted"].values}
+                                      classes=classes, num_workers=2)
+    return {"labels": labels, "info": info, "model": model, "annotations": ann,
+            "classes": classes, "made": made}
 
 
 def _artefact_dir(tmp_path_factory) -> Path:
@@ -87,10 +84,13 @@ def test_scribbles_are_sparse_and_true(rendered, trainable):
 def test_trainable_meets_iou_and_volume_fraction_targets(rendered, trainable,
                                                          tmp_path_factory, record_property):
     """Acceptance: IoU >= 0.95 for CAM and SE, >= 0.85 for pore, volume fractions within 1
-    percentage point of the ground truth, on the ground-truth grid (the phase probabilities
-    moved back by the registration's sub-pixel residual); the registered frame (nearest-voxel
-    shift of the truth) keeps CAM and SE >= 0.95 too. Confusion matrices go to an artefact."""
-    grid = seg.score_on_truth_grid(trainable["shifted"], rendered["truth_plain"], PHASES)
+    percentage point of the ground truth, on the ground-truth grid (the corrected volume moved
+    onto it by the registration's sub-pixel residual, annotated and segmented there as the
+    workflow does); the stage's labels in the registered frame (nearest-voxel shift of the
+    truth) keep CAM and SE >= 0.95 too. Confusion matrices go to an artefact."""
+    _, _, grid = seg.segment_on_truth_grid(rendered["corrected"], rendered["truth_plain"],
+                                           rendered["residual"], PHASES, num_workers=2)
+    assert grid["phantom_annotations"]["scribble_voxels"] > 0
     labels = trainable["labels"]["labels"].values
     score = seg.score(labels, rendered["truth_reg"], PHASES)
     plain = seg.score(labels, rendered["truth_plain"], PHASES)
@@ -111,14 +111,31 @@ def test_trainable_meets_iou_and_volume_fraction_targets(rendered, trainable,
     assert plain["iou"]["CAM"] < score["iou"]["CAM"]
 
 
-def test_probability_shift_by_whole_pixels_moves_labels():
-    """``shifted_argmax`` by a whole-pixel shift is the labels moved (outside: invalid)."""
-    rng = np.random.default_rng(0)
-    probs = rng.random((12, 10, 3)).astype(np.float32)
-    labels = np.array([0, 1, 2], dtype=np.uint8)[probs.argmax(-1)]
-    moved = seg.shifted_argmax(probs, (2, -1), [0, 1, 2])
-    np.testing.assert_array_equal(moved[2:, :-1], labels[:-2, 1:])
-    assert (moved[:2] == seg.INVALID).all() and (moved[:, -1] == seg.INVALID).all()
+def _volume(values: np.ndarray) -> xr.Dataset:
+    """A one-channel corrected.zarr-like dataset of ``values`` (z, y, x), 0.1 µm voxels."""
+    coords = {a: (np.arange(n) + 0.5) * 0.1 for a, n in zip("zyx", values.shape)}
+    return xr.Dataset({"corrected": (("channel", "z", "y", "x"), values[None].astype(np.float32))},
+                      coords={"channel": ["BSE"], **coords})
+
+
+def test_move_to_truth_grid_undoes_the_residual():
+    """Slice z shows a blob shifted by the residual r_z: moved by -r_z, whole-pixel shifts are
+    the data moved exactly (outside: not inside), and a sub-pixel shift of a blurred blob puts
+    its centroid back within 0.01 px."""
+    yy, xx = np.mgrid[:40, :48]
+    residual = np.array([[0.0, 0.0], [2.0, -3.0], [0.37, -0.61], [-1.5, 0.25]])
+    blob = np.stack([np.exp(-((yy - 20 - r[0]) ** 2 + (xx - 24 - r[1]) ** 2) / (2 * 3.0 ** 2))
+                     for r in residual])
+    moved, inside = seg.move_to_truth_grid(_volume(blob), residual)
+    out = moved["corrected"].values[0]
+    np.testing.assert_allclose(out[1, :38, 3:], blob[1, 2:, :-3], atol=1e-6)
+    assert not inside[1, 38:].any() and not inside[1, :, :3].any() and inside[1, :38, 3:].all()
+    assert inside[0].all()
+    for z in range(4):
+        w = out[z] / out[z].sum()
+        assert abs((w * yy).sum() - 20) < 0.01 and abs((w * xx).sum() - 24) < 0.01, z
+    with pytest.raises(InputError, match="residual"):
+        seg.move_to_truth_grid(_volume(blob), residual[:3])
 
 
 def test_labels_dataset_contract(rendered, trainable):
@@ -138,8 +155,8 @@ def test_labels_dataset_contract(rendered, trainable):
 
 def test_prediction_does_not_depend_on_chunking(rendered, trainable):
     stack = rendered["corrected"]["corrected"].isel(z=slice(40, 64))
-    a, ca, _ = seg.predict(stack, trainable["model"], chunk_z=5, num_workers=1)
-    b, cb, _ = seg.predict(stack, trainable["model"], chunk_z=24, num_workers=2)
+    a, ca = seg.predict(stack, trainable["model"], chunk_z=5, num_workers=1)
+    b, cb = seg.predict(stack, trainable["model"], chunk_z=24, num_workers=2)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(ca, cb)
     # a feature budget of about 3 slices splits the 24-slice chunk: same labels
@@ -147,7 +164,7 @@ def test_prediction_does_not_depend_on_chunking(rendered, trainable):
     slice_gb = stack.shape[2] * stack.shape[3] * n_features * 4 / 1e9
     assert seg.prediction_slices(24, stack.shape[2:], n_features, 3.5 * slice_gb) == 3
     assert seg.prediction_slices(24, stack.shape[2:], n_features, 0.1 * slice_gb) == 1
-    c, cc, _ = seg.predict(stack, trainable["model"], chunk_z=24, max_feature_gb=3.5 * slice_gb)
+    c, cc = seg.predict(stack, trainable["model"], chunk_z=24, max_feature_gb=3.5 * slice_gb)
     np.testing.assert_array_equal(a, c)
     np.testing.assert_array_equal(ca, cc)
     # chunk borders see their neighbours: the same as chunks of the whole volume (16 slices,
@@ -187,21 +204,25 @@ def test_unsupervised_scores_and_no_middle_rim_at_cam_pore_contacts(rendered, tm
     d_CAM - 1 > 1.5); the rim passes take >= 75 % of it away and leave it on < 1 % of the
     contact voxels (pore voxels face-adjacent to CAM). Known: what stays is mostly true pore
     next to CAM that reads as SE in both detectors (SE shine-through in BSE, the CAM edge's
-    SE-detector brightening blurred into the pore), up to 3 voxels deep."""
-    truth = rendered["truth_reg"]
-    labels, info, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised")
-    one, _, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised",
-                            rim_max_passes=1)
-    kept, _, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised",
-                             rim_max_width_px=0)
+    SE-detector brightening blurred into the pore), up to 3 voxels deep. Measured on the
+    ground-truth grid (the corrected volume moved onto it), where the true contacts are exact;
+    the registered frame's score goes to the artefact too."""
+    moved, inside = seg.move_to_truth_grid(rendered["corrected"], rendered["residual"])
+    truth = np.where(inside, rendered["truth_plain"], seg.INVALID)
+    labels, info, _ = seg.segment(moved, phases=PHASES, method="unsupervised")
+    one, _, _ = seg.segment(moved, phases=PHASES, method="unsupervised", rim_max_passes=1)
+    kept, _, _ = seg.segment(moved, phases=PHASES, method="unsupervised", rim_max_width_px=0)
+    registered, _, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised")
     score = seg.score(labels["labels"].values, truth, PHASES)
     thick = {name: int((seg.rim_thickness(ds["labels"].values, low=0, middle=2, high=1,
                                           truth=truth) > 1.5).sum())
              for name, ds in (("removal", labels), ("one_pass", one), ("none", kept))}
     contact = int(((truth == 0) & ndimage.binary_dilation(truth == 1)).sum())
     artefact = _artefact_dir(tmp_path_factory) / "segmentation_unsupervised_scores.json"
-    artefact.write_text(json.dumps({"registered_frame": score, "unsupervised": info[
-        "unsupervised"], "rim_voxels_thicker_than_1": thick,
+    artefact.write_text(json.dumps({
+        "truth_grid": score, "registered_frame": seg.score(
+            registered["labels"].values, rendered["truth_reg"], PHASES),
+        "unsupervised": info["unsupervised"], "rim_voxels_thicker_than_1": thick,
         "true_cam_pore_contact_voxels": contact}, indent=2))
     print("unsupervised IoU", score["iou"], "rim > 1 voxel", thick, "contact", contact)
     assert thick["none"] > 0.02 * contact        # the artefact is there without the removal

@@ -41,10 +41,11 @@ the medial axis and the edge of each phase, like a user's strokes in napari), th
 round of the train / correct loop of Fiji's Trainable Weka Segmentation or ilastik).
 ``truth_in_registered_frame`` brings the ground truth into the registered frame (each truth
 slice shifted by the drift residual the registration left, nearest-neighbour, then cropped to
-corrected.zarr's µm coords). Scores: on the ground-truth grid (trainable: the phase
-probabilities moved back by the sub-pixel residual, ``predict(probability_shift_px=)``: the
-segmentation's own accuracy), on the registered frame (the sub-pixel rest of the registration
-error included) and on the plain frame (the truth only cropped: all of it included).
+corrected.zarr's µm coords). Scores: on the ground-truth grid (``segment_on_truth_grid``: the
+corrected volume moved onto the truth's grid by the known residual, annotated and segmented
+there: the segmentation's own accuracy), on the registered frame (the stage's labels; the
+sub-pixel rest of the registration error included) and on the plain frame (the truth only
+cropped: all of it included).
 """
 from __future__ import annotations
 
@@ -481,21 +482,7 @@ def train_classifier(stack: xr.DataArray, annotations: np.ndarray, table: dict, 
         feature_importance=importance)
 
 
-def shifted_argmax(probs: np.ndarray, shift_px, phase_labels) -> np.ndarray:
-    """Labels (Y, X) uint8 from phase probabilities (Y, X, P) moved in-plane by ``shift_px``
-    (dy, dx) before the argmax: cubic-spline interpolation (``scipy.ndimage.shift``, order 3),
-    which blurs a 1-2 pixel wide pore less than a bilinear one; pixels whose source lies
-    (partly) outside the image are ``INVALID``."""
-    moved = np.stack([ndimage.shift(probs[..., j], shift_px, order=3, mode="nearest")
-                      for j in range(probs.shape[-1])], axis=-1)
-    inside = ndimage.shift(np.ones(probs.shape[:2], dtype=np.float32), shift_px, order=1,
-                           mode="constant", cval=0.0)
-    labels = np.asarray(phase_labels, dtype=np.uint8)[moved.argmax(-1)]
-    labels[inside < 1.0 - 1e-4] = INVALID
-    return labels
-
-
-def _predict_chunk(data, model: TrainedModel, z0: int, z1: int, halo: int, shifts_px=None):
+def _predict_chunk(data, model: TrainedModel, z0: int, z1: int, halo: int):
     slab, lead = _read_slab(data, z0, z1, halo)
     f = slab_features(slab, model.params, lead, z1 - z0)
     shape = f.shape[:3]
@@ -504,12 +491,7 @@ def _predict_chunk(data, model: TrainedModel, z0: int, z1: int, halo: int, shift
     best = probs.argmax(axis=1)
     labels = np.asarray(model.phase_labels, dtype=np.uint8)[best].reshape(shape)
     conf = np.rint(255 * probs[np.arange(best.size), best]).astype(np.uint8).reshape(shape)
-    shifted = None
-    if shifts_px is not None:
-        probs = probs.reshape(*shape, -1)
-        shifted = np.stack([shifted_argmax(probs[k], shifts_px[z0 + k], model.phase_labels)
-                            for k in range(shape[0])])
-    return labels, conf, shifted
+    return labels, conf
 
 
 def prediction_slices(chunk_z: int, shape_yx: tuple, n_features: int,
@@ -522,36 +504,23 @@ def prediction_slices(chunk_z: int, shape_yx: tuple, n_features: int,
 
 
 def predict(stack: xr.DataArray, model: TrainedModel, *, chunk_z: int = 16, num_workers: int = 1,
-            max_feature_gb: float = MAX_FEATURE_GB, probability_shift_px=None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+            max_feature_gb: float = MAX_FEATURE_GB) -> tuple[np.ndarray, np.ndarray]:
     """Apply a trained model chunk-wise over z (dask delayed tasks, ``num_workers`` threads):
-    (labels uint8 (z, y, x), confidence uint8 = round(255 p), shifted labels or None). A
-    task's feature stack stays below ``max_feature_gb`` (``prediction_slices``), whatever the
-    slice size. ``probability_shift_px`` ((z, 2) dy, dx): also the labels of the phase
-    probabilities moved in-plane by that shift per slice (``shifted_argmax``; used to score
-    phantoms on the ground-truth grid, undoing the registration residual sub-pixel)."""
+    (labels uint8 (z, y, x), confidence uint8 = round(255 p)). A task's feature stack stays
+    below ``max_feature_gb`` (``prediction_slices``), whatever the slice size."""
     data = stack.data
     nz, ny, nx = stack.shape[1:]
     halo = halo_slices(model.params)
     labels = np.empty((nz, ny, nx), dtype=np.uint8)
     conf = np.empty((nz, ny, nx), dtype=np.uint8)
-    shifts = None
-    if probability_shift_px is not None:
-        shifts = np.asarray(probability_shift_px, dtype=np.float64)
-        if shifts.shape != (nz, 2):
-            raise InputError("probability shifts do not match the volume",
-                             field="probability_shift_px", expected=(nz, 2), found=shifts.shape)
-    shifted = None if shifts is None else np.empty((nz, ny, nx), dtype=np.uint8)
     step = prediction_slices(chunk_z, (ny, nx), len(feature_names(model.channels, model.params)),
                              max_feature_gb)
     bounds = [(z, min(z + step, nz)) for z in range(0, nz, step)]
-    tasks = [dask.delayed(_predict_chunk)(data, model, a, b, halo, shifts) for a, b in bounds]
+    tasks = [dask.delayed(_predict_chunk)(data, model, a, b, halo) for a, b in bounds]
     results = dask.compute(*tasks, scheduler="threads", num_workers=num_workers)
-    for (a, b), (lab, cf, sh) in zip(bounds, results):
+    for (a, b), (lab, cf) in zip(bounds, results):
         labels[a:b], conf[a:b] = lab, cf
-        if shifted is not None:
-            shifted[a:b] = sh
-    return labels, conf, shifted
+    return labels, conf
 
 
 def save_model(model: TrainedModel, path) -> None:
@@ -1029,7 +998,7 @@ def predict_slices(stack: xr.DataArray, model: TrainedModel, zs) -> dict[int, np
     out = {}
     for z in zs:
         z = int(z)
-        labels, _, _ = _predict_chunk(stack.data, model, z, z + 1, halo)
+        labels, _ = _predict_chunk(stack.data, model, z, z + 1, halo)
         out[z] = labels[0]
     return out
 
@@ -1093,11 +1062,64 @@ def score(labels: np.ndarray, truth: np.ndarray, phases: dict) -> dict:
             "volume_fraction_error_pp": vf_err, "voxels_scored": n}
 
 
-def score_on_truth_grid(shifted: np.ndarray, truth: np.ndarray, phases: dict) -> dict:
-    """``score`` of labels already moved onto the ground-truth grid (``predict``'s shifted
-    labels) against the plain-frame truth; voxels the shift brought in from outside the image
-    (``INVALID``) are not scored."""
-    return score(shifted, np.where(shifted == INVALID, INVALID, truth), phases)
+def move_to_truth_grid(corrected: xr.Dataset, residual_px: np.ndarray, *, sample=None
+                       ) -> tuple[xr.Dataset, np.ndarray]:
+    """corrected.zarr's volume moved onto the ground-truth grid of a phantom: slice z of every
+    channel shifted in-plane by ``-residual_px[z]`` (``registration_residual_px``; cubic
+    spline, ``scipy.ndimage.shift`` order 3: the rendered images are blurred, i.e. nearly
+    band-limited, so the resampling keeps their detail). Returns (the moved dataset, ``inside``
+    (z, y, x) bool: voxels whose source lies wholly inside the image and is finite)."""
+    stack = _corrected_stack(corrected, sample)
+    residual = np.asarray(residual_px, dtype=np.float64)
+    nz, ny, nx = stack.shape[1:]
+    if residual.shape != (nz, 2):
+        raise InputError("drift residual does not match the corrected volume", sample=sample,
+                         field="residual_px", expected=(nz, 2), found=residual.shape)
+    values = np.asarray(stack.values)
+    moved = np.empty(values.shape, dtype=np.float32)
+    inside = np.empty((nz, ny, nx), dtype=bool)
+    for z in range(nz):
+        finite = np.isfinite(values[:, z]).all(axis=0)
+        shift = -residual[z]
+        inside[z] = ndimage.shift(finite.astype(np.float32), shift, order=1, mode="constant",
+                                  cval=0.0) > 1.0 - 1e-4
+        for c in range(values.shape[0]):
+            moved[c, z] = ndimage.shift(np.where(finite, values[c, z], 0.0), shift, order=3,
+                                        mode="nearest")
+    out = corrected.copy()
+    out[stack.name] = stack.copy(data=moved)
+    return out, inside
+
+
+def segment_on_truth_grid(corrected: xr.Dataset, truth_plain: np.ndarray,
+                          residual_px: np.ndarray, phases: dict, *, num_workers: int = 1,
+                          sample=None, **params) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The segmentation's own accuracy on a phantom, the registration error taken out: the
+    corrected volume is moved onto the ground-truth grid (``move_to_truth_grid``), annotated
+    there as the workflow annotates phantoms (``phantom_annotations``, trainable) and
+    segmented with the same settings (``segment``), then scored against the plain-frame truth
+    (``truth_in_registered_frame``). Voxels moved in from outside the image are not scored.
+
+    A registration leaves each slice offset from the truth's voxel grid by a random sub-pixel
+    amount; the voxelised truth cannot be resampled onto such a grid without ambiguity at every
+    boundary (a constant half-pixel offset alone costs the demo's 1-2 voxel crevice pores 0.08
+    IoU), so the labels are compared where the truth is exact. Returns (labels on the truth
+    grid, the truth with ``INVALID`` outside, score dict with ``phantom_annotations``)."""
+    p = resolve_params(params)
+    moved, inside = move_to_truth_grid(corrected, residual_px, sample=sample)
+    truth = np.where(inside, truth_plain, INVALID).astype(np.uint8)
+    annotations = classes = made = None
+    if p["method"] == "trainable":
+        annotations, classes, made = phantom_annotations(moved, truth, phases,
+                                                         num_workers=num_workers,
+                                                         sample=sample, **params)
+    ds, _, _ = segment(moved, phases=phases, annotations=annotations, classes=classes,
+                       sample=sample, num_workers=num_workers, **params)
+    labels = np.asarray(ds["labels"].values)
+    result = score(labels, truth, phases)
+    if made is not None:
+        result["phantom_annotations"] = made
+    return labels, truth, result
 
 
 # --------------------------------------------------------------------------- the stage
@@ -1108,16 +1130,13 @@ def volume_fractions(labels: np.ndarray, phases: dict) -> dict:
 
 def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | None = None,
             classes: dict | None = None, sample: str | None = None, num_workers: int = 1,
-            probability_shift_px=None, **params) -> tuple[xr.Dataset, dict, TrainedModel | None]:
+            **params) -> tuple[xr.Dataset, dict, TrainedModel | None]:
     """The segment stage: corrected.zarr's dataset -> (Dataset ``labels`` uint8 and
     ``confidence`` uint8 (z, y, x) with the corrected coords, info dict, trained model or None).
 
     ``annotations`` (uint8 (z, y, x), 0 unlabelled) and ``classes`` (value -> {name, phase,
     label}, ``class_table``) are needed by ``method: trainable``. ``params``: keys of
-    ``SEGMENT_DEFAULTS``. ``probability_shift_px`` (trainable; phantom scoring): the Dataset
-    also holds ``labels_probability_shifted``, the argmax of the phase probabilities moved
-    in-plane by that (z, 2) shift per slice (``predict``), before post-processing; it is not
-    part of the stage's output."""
+    ``SEGMENT_DEFAULTS``."""
     p = resolve_params(params)
     labels_of = phase_map(phases)
     stack = _pick_channels(_corrected_stack(corrected, sample), p["channels"], sample)
@@ -1142,9 +1161,8 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
         model = train_classifier(stack, annotations, classes, p, n_jobs=num_workers)
         timings["train_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        labels, conf, shifted = predict(stack, model, chunk_z=int(p["chunk_z"]),
-                                        num_workers=num_workers,
-                                        probability_shift_px=probability_shift_px)
+        labels, conf = predict(stack, model, chunk_z=int(p["chunk_z"]),
+                               num_workers=num_workers)
         timings["predict_s"] = time.perf_counter() - t1
         info.update({
             "classes": {v["name"]: {"value": int(k), "phase": v["phase"]}
@@ -1160,7 +1178,6 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
                                          "class_weight", "seed")},
         })
     else:
-        shifted = None
         labels, conf, extra = unsupervised_segment(stack, phases, p, sample=sample)
         timings["threshold_s"] = time.perf_counter() - t0
         info["unsupervised"] = extra
@@ -1198,11 +1215,6 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
         coords=coords,
         attrs={"phases": labels_of, "voxel_size_um": list(voxel), "method": p["method"],
                "sample": sample or corrected.attrs.get("sample", "")})
-    if shifted is not None:
-        ds["labels_probability_shifted"] = (("z", "y", "x"), shifted, {
-            "description": "argmax of the phase probabilities moved in-plane by "
-                           "probability_shift_px per slice, before post-processing; 255: moved "
-                           "in from outside (phantom scoring only)"})
     for d in ("z", "y", "x"):
         ds[d].attrs["units"] = "um"
     chunk_z = int(p["chunk_z"])

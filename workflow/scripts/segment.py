@@ -1,5 +1,5 @@
 """Snakemake adapter: segment corrected.zarr into labels.zarr (voxelyte.segmentation)."""
-import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,41 +43,48 @@ def main(smk, log):
 
     labels, info, model = segmentation.segment(
         corrected, phases=phases, annotations=annotations, classes=classes, sample=sample,
-        num_workers=smk.threads,
-        probability_shift_px=None if residual is None else -residual, **stage)
+        num_workers=smk.threads, **stage)
     info = {"sample": sample, **info}
     if made is not None:
         info["phantom_annotations"] = made
     if truth_reg is not None:
         predicted = np.asarray(labels["labels"].values)
-        if "labels_probability_shifted" in labels:
-            shifted = np.asarray(labels["labels_probability_shifted"].values)
-            labels = labels.drop_vars("labels_probability_shifted")
-            info["score_truth_grid"] = segmentation.score_on_truth_grid(shifted, truth_plain,
-                                                                        phases)
+        t0 = time.perf_counter()
+        grid_labels, grid_truth, info["score_truth_grid"] = segmentation.segment_on_truth_grid(
+            corrected, truth_plain, residual, phases, num_workers=smk.threads, sample=sample,
+            **stage)
+        info["timings_s"]["truth_grid_scoring_s"] = time.perf_counter() - t0
         info["score_registered_frame"] = segmentation.score(predicted, truth_reg, phases)
         info["score_plain_frame"] = segmentation.score(predicted, truth_plain, phases)
         info["scoring"] = (
-            "score_truth_grid (trainable): the segmentation's own accuracy: the phase "
-            "probabilities moved in-plane by minus the drift residual the registration left "
-            "(true - estimated, sub-pixel, cubic spline), argmax (before post-processing), scored "
-            "on the ground-truth grid. score_registered_frame: the labels against each "
-            "ground-truth slice shifted by the residual to the nearest voxel (the sub-pixel "
-            "rest of the registration error, up to 0.5 voxel, stays in the score). "
-            "score_plain_frame: the truth only cropped (all of the registration error "
-            "included). Voxels from outside the truth or image are not scored.")
+            "score_truth_grid: the segmentation's own accuracy: the corrected volume moved "
+            "in-plane onto the ground-truth grid by minus the drift residual the registration "
+            "left (true - estimated, sub-pixel, cubic spline), annotated there as the stage's "
+            "volume was and segmented with the same settings. score_registered_frame: the "
+            "stage's labels against each ground-truth slice shifted by the residual to the "
+            "nearest voxel (the sub-pixel rest of the registration error, up to 0.5 voxel, "
+            "stays in the score). score_plain_frame: the truth only cropped (all of the "
+            "registration error included). Voxels from outside the truth or image are not "
+            "scored.")
         lab = segmentation.phase_map(phases)
         if {"pore", "SE", "CAM"} <= set(lab):
-            rim = segmentation.rim_thickness(predicted, low=lab["pore"], middle=lab["SE"],
-                                             high=lab["CAM"], truth=truth_reg)
+            rims = {}
+            for frame, (seg_labels, truth_labels) in (
+                    ("truth_grid", (grid_labels, grid_truth)),
+                    ("registered_frame", (predicted, truth_reg))):
+                rim = segmentation.rim_thickness(seg_labels, low=lab["pore"], middle=lab["SE"],
+                                                 high=lab["CAM"], truth=truth_labels)
+                rims[frame] = {
+                    "voxels": int(rim.size),
+                    "max_thickness_voxels": float(rim.max()) if rim.size else 0.0,
+                    "voxels_thicker_than_1": int((rim > 1.5).sum()),
+                    "voxels_2_thick": int(((rim > 1.5) & (rim <= 2.5)).sum())}
             info["false_se_rim_at_true_cam_pore_contacts"] = {
-                "voxels": int(rim.size),
-                "max_thickness_voxels": float(rim.max()) if rim.size else 0.0,
-                "voxels_thicker_than_1": int((rim > 1.5).sum()),
-                "voxels_2_thick": int(((rim > 1.5) & (rim <= 2.5)).sum()),
+                **rims,
                 "definition": "SE voxels between CAM and pore (both within 3 voxels) where the "
                               "truth has no SE in the 3x3x3 neighbourhood; thickness "
-                              "d_pore + d_CAM - 1 (1: one voxel, 1.41: across a corner)"}
+                              "d_pore + d_CAM - 1 (1: one voxel, 1.41: across a corner); on "
+                              "the truth grid and in the registered frame (as the scores)"}
         for frame in ("score_truth_grid", "score_registered_frame", "score_plain_frame"):
             if frame in info:
                 s = info[frame]

@@ -403,8 +403,9 @@ def segmentation_section(res: SampleResults, truth_ds, colors: dict) -> tuple[di
 
 #: segmentation.json's phantom scores, in the order the report shows them
 SCORE_FRAMES = {
-    "score_truth_grid": "ground-truth grid (the segmentation's own accuracy: its phase "
-                        "probabilities moved back by the registration's sub-pixel residual)",
+    "score_truth_grid": "ground-truth grid (the segmentation's own accuracy: the corrected "
+                        "volume moved onto the truth's grid by the registration's sub-pixel "
+                        "residual, annotated and segmented there)",
     "score_registered_frame": "registered frame (truth shifted to the nearest voxel: the "
                               "sub-pixel rest of the registration error included)",
     "score_plain_frame": "plain frame (registration error included)",
