@@ -2,8 +2,8 @@
 
 In the workflow, a phantom's segmentation is scored after the real registration, whose
 residual (0.5-1.5 px standard deviation on the demo, a slow random walk of slice-to-slice
-phase correlation) stays in every score: in the registered frame directly, on the ground-truth
-grid through the sub-pixel shift of the phase probabilities. Here each phantom's ``raw.zarr``
+phase correlation) stays in the registered-frame score; the ground-truth-grid score moves the
+corrected volume back by it (``segmentation.segment_on_truth_grid``). Here each phantom's ``raw.zarr``
 is registered with its ground-truth drift instead (``registration.apply_drift``: the stage's
 cubic interpolation and automatic crop), corrected with the sample's preprocess settings, then
 annotated and segmented exactly as the workflow does (``phantom_annotations``: scribbles on
