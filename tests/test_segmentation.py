@@ -202,34 +202,76 @@ def test_unsupervised_scores_and_no_middle_rim_at_cam_pore_contacts(rendered, tm
     """Unsupervised mode on the same phantom: IoU reported (artefact). At true CAM-pore
     contacts the global thresholds leave a false SE rim thicker than one voxel (t = d_pore +
     d_CAM - 1 > 1.5); the rim passes take >= 75 % of it away and leave it on < 1 % of the
-    contact voxels (pore voxels face-adjacent to CAM). Known: what stays is mostly true pore
-    next to CAM that reads as SE in both detectors (SE shine-through in BSE, the CAM edge's
-    SE-detector brightening blurred into the pore), up to 3 voxels deep. Measured on the
-    ground-truth grid (the corrected volume moved onto it), where the true contacts are exact;
-    the registered frame's score goes to the artefact too."""
+    contact voxels (pore voxels face-adjacent to CAM); what they leave is mostly true pore next
+    to CAM that reads as SE in both detectors (SE shine-through in BSE, the CAM edge's
+    SE-detector brightening blurred into the pore). Self-training (the default) takes >= 75 %
+    of that away again, to < 0.1 % of the contacts, and keeps CAM and SE IoU >= 0.9. Measured
+    on the ground-truth grid (the corrected volume moved onto it), where the true contacts are
+    exact; the registered frame's score goes to the artefact too."""
     moved, inside = seg.move_to_truth_grid(rendered["corrected"], rendered["residual"])
     truth = np.where(inside, rendered["truth_plain"], seg.INVALID)
-    labels, info, _ = seg.segment(moved, phases=PHASES, method="unsupervised")
-    one, _, _ = seg.segment(moved, phases=PHASES, method="unsupervised", rim_max_passes=1)
-    kept, _, _ = seg.segment(moved, phases=PHASES, method="unsupervised", rim_max_width_px=0)
-    registered, _, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised")
-    score = seg.score(labels["labels"].values, truth, PHASES)
+    labels, info, model = seg.segment(moved, phases=PHASES, method="unsupervised", num_workers=2)
+    runs = {"self_trained": labels}
+    for name, extra in (("removal", {}), ("one_pass", {"rim_max_passes": 1}),
+                        ("none", {"rim_max_width_px": 0})):
+        runs[name], _, _ = seg.segment(moved, phases=PHASES, method="unsupervised",
+                                       self_training_rounds=0, **extra)
+    registered, _, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised",
+                                   num_workers=2)
+    scores = {name: seg.score(ds["labels"].values, truth, PHASES) for name, ds in runs.items()}
     thick = {name: int((seg.rim_thickness(ds["labels"].values, low=0, middle=2, high=1,
                                           truth=truth) > 1.5).sum())
-             for name, ds in (("removal", labels), ("one_pass", one), ("none", kept))}
+             for name, ds in runs.items()}
     contact = int(((truth == 0) & ndimage.binary_dilation(truth == 1)).sum())
     artefact = _artefact_dir(tmp_path_factory) / "segmentation_unsupervised_scores.json"
     artefact.write_text(json.dumps({
-        "truth_grid": score, "registered_frame": seg.score(
-            registered["labels"].values, rendered["truth_reg"], PHASES),
+        "truth_grid": scores["self_trained"],
+        "truth_grid_thresholds_only": scores["removal"],
+        "registered_frame": seg.score(registered["labels"].values, rendered["truth_reg"],
+                                      PHASES),
         "unsupervised": info["unsupervised"], "rim_voxels_thicker_than_1": thick,
         "true_cam_pore_contact_voxels": contact}, indent=2))
-    print("unsupervised IoU", score["iou"], "rim > 1 voxel", thick, "contact", contact)
+    print("unsupervised IoU", {k: v["iou"] for k, v in scores.items()},
+          "rim > 1 voxel", thick, "contact", contact)
     assert thick["none"] > 0.02 * contact        # the artefact is there without the removal
     assert thick["removal"] <= 0.25 * thick["none"]
     assert thick["removal"] < thick["one_pass"]
     assert thick["removal"] < 0.01 * contact
-    assert score["iou"]["CAM"] > 0.8 and score["iou"]["SE"] > 0.8   # still a segmentation
+    assert thick["self_trained"] <= 0.25 * thick["removal"]
+    assert thick["self_trained"] < 0.001 * contact
+    for name in ("removal", "self_trained"):                       # still a segmentation
+        assert scores[name]["iou"]["CAM"] > 0.9 and scores[name]["iou"]["SE"] > 0.9, name
+    rounds = info["unsupervised"]["self_training"]["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2] and model is not None
+
+
+def test_self_training_draws_confident_voxels_and_skips_thin_rims():
+    """Training voxels come from evenly spaced slices only, never from voxels below the
+    confidence floor nor from a middle-phase layer <= skip_rim_px thick between the outer
+    phases (here 1 voxel), but from a thick middle region; capped per phase; seeded."""
+    labels = np.zeros((12, 40, 40), dtype=np.uint8)               # low = 0 (pore)
+    labels[:, :, 20:] = 1                                         # high = 1 (CAM)
+    labels[:, :, 19] = 2                                          # a 1-voxel middle rim
+    labels[:, 30:, :10] = 2                                       # a thick middle block
+    confidence = np.full(labels.shape, 255, dtype=np.uint8)
+    confidence[:, :5] = 100                                       # < 0.7 * 255
+    p = seg.resolve_params({"self_training_slices": 4, "self_training_voxels_per_class": 50})
+    ann, drawn = seg.self_training_annotations(labels, confidence, low=0, middle=2, high=1, p=p)
+    slices = np.flatnonzero(ann.any(axis=(1, 2)))
+    np.testing.assert_array_equal(slices, [0, 4, 7, 11])
+    assert drawn["slices"] == 4
+    assert drawn["thin_rim_voxels_skipped"] == 4 * 40
+    assert not ann[:, :, 19].any()                                # the rim is not taught
+    assert not ann[:, :5].any()                                   # nor unconfident voxels
+    assert (ann[:, 30:, :10] == 3).sum() == 50                    # the thick middle is
+    for value in (1, 2, 3):
+        assert (ann == value).sum() == 50 == drawn["voxels_per_label"][value - 1]
+    np.testing.assert_array_equal((ann - 1)[ann > 0], labels[ann > 0])
+    again, _ = seg.self_training_annotations(labels, confidence, low=0, middle=2, high=1, p=p)
+    np.testing.assert_array_equal(ann, again)
+    other, _ = seg.self_training_annotations(labels, confidence, low=0, middle=2, high=1,
+                                             p={**p, "seed": 1})
+    assert not np.array_equal(ann, other)
 
 
 # --------------------------------------------------------------------------- analytic rim

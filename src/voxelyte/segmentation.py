@@ -24,15 +24,22 @@ Two methods, chosen per sample (``stages.segment.method``):
   that lie within ``rim_max_width_px`` of both outer phases and on a strong BSE gradient to the
   nearer outer phase (gradient-aware rim removal); up to ``rim_max_passes`` passes, the later
   ones only on voxels whose BSE lies outside the middle phase's band (median +-
-  ``rim_middle_band_mad`` robust SD): the rim left where a thicker band was thinned.
+  ``rim_middle_band_mad`` robust SD): the rim left where a thicker band was thinned. Then
+  self-training (``self_train``, ``self_training_rounds``; 0 = thresholds only): a random
+  forest on the trainable mode's features is fitted on voxels drawn from these labels (evenly
+  spaced slices, confident voxels, thin middle-phase rims between the outer phases left out)
+  and relabels the volume; its multiscale, multi-channel and neighbouring-slice view takes
+  away most of the rim the removal leaves (true CAM-pore edges that read as the middle phase
+  in both detectors) and sharpens the solid phases.
 
 Post-processing (both methods, logged): islands (face-connected components) of a phase below
 ``min_island_um3`` (per phase or one value) take the majority label of their surroundings;
 optional ``majority`` (per-voxel most frequent label in a (2r+1)^3 box) or ``median`` smoothing.
 
 Labels are uint8 with the sample's phase table; ``confidence`` is uint8 = round(255 p), p the
-probability of the chosen phase (unsupervised: 0.5 + 0.5 min(1, |v - t| / half the class gap),
-v the intensity, t the nearest threshold: a heuristic certainty, not a probability).
+probability of the chosen phase (unsupervised and self-trained: the last forest's probability;
+thresholds only: 0.5 + 0.5 min(1, |v - t| / half the class gap), v the intensity, t the
+nearest threshold: a heuristic certainty, not a probability).
 
 Phantom samples: ``phantom_annotations`` stands in for a user: ``phantom_scribbles`` draws
 sparse scribbles from the ground truth (a few strokes per class on <= 3 % of the slices, along
@@ -99,6 +106,11 @@ SEGMENT_DEFAULTS = {
     "rim_max_width_px": 2,
     "rim_middle_band_mad": 2.0,
     "rim_max_passes": 3,
+    "self_training_rounds": 2,
+    "self_training_slices": 24,
+    "self_training_voxels_per_class": 10000,
+    "self_training_min_confidence": 0.7,
+    "self_training_skip_rim_px": 1.5,
     "min_island_um3": 0.0,
     "smoothing": "none",
     "smoothing_radius_px": 1,
@@ -737,6 +749,85 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
     return labels, conf, info
 
 
+def self_training_annotations(labels: np.ndarray, confidence: np.ndarray, *, low: int,
+                              middle: int, high: int, p: dict) -> tuple[np.ndarray, dict]:
+    """Training voxels for one self-training round, drawn from the current labels: on
+    ``self_training_slices`` slices spread evenly over z, up to
+    ``self_training_voxels_per_class`` voxels per phase (seeded), among the voxels whose
+    confidence is >= ``self_training_min_confidence`` and that are not middle phase in a thin
+    rim between the outer phases (``t = d_low + d_high - 1 <= self_training_skip_rim_px``,
+    ``rim_thickness``: the labels in question are not taught). Returns (annotations uint8 with
+    value = label + 1, 0 = unlabelled; counts)."""
+    nz = labels.shape[0]
+    zs = np.unique(np.linspace(0, nz - 1, min(nz, int(p["self_training_slices"])))
+                   .round().astype(int))
+    skip_px = float(p["self_training_skip_rim_px"])
+    halo = int(math.ceil(skip_px)) + 1
+    min_conf = 255.0 * float(p["self_training_min_confidence"])
+    candidates = {lab: [] for lab in np.unique(labels).tolist()}
+    skipped = 0
+    for z in zs:
+        a, b = max(0, z - halo), min(nz, z + halo + 1)
+        lab = labels[a:b]
+        ok = confidence[z] >= min_conf
+        if skip_px > 0 and (lab == low).any() and (lab == high).any():
+            d_low = _edt(lab != low, (1.0,) * lab.ndim)[z - a]
+            d_high = _edt(lab != high, (1.0,) * lab.ndim)[z - a]
+            rim = (labels[z] == middle) & (d_low + d_high - 1.0 <= skip_px)
+            skipped += int(rim.sum())
+            ok &= ~rim
+        offset = z * labels[z].size
+        for value in candidates:
+            candidates[value].append(offset + np.flatnonzero(ok & (labels[z] == value)))
+    rng = np.random.default_rng([int(p["seed"]), 13])
+    annotations = np.zeros(labels.shape, dtype=np.uint8)
+    n_max = int(p["self_training_voxels_per_class"])
+    picked = {}
+    for value, parts in candidates.items():
+        idx = np.concatenate(parts)
+        if idx.size > n_max:
+            idx = rng.choice(idx, n_max, replace=False)
+        annotations.flat[idx] = value + 1
+        picked[int(value)] = int(idx.size)
+    return annotations, {"slices": int(zs.size), "voxels_per_label": picked,
+                         "thin_rim_voxels_skipped": skipped}
+
+
+def self_train(stack: xr.DataArray, labels: np.ndarray, confidence: np.ndarray, phases: dict,
+               p: dict, *, low: int, middle: int, high: int, num_workers: int = 1
+               ) -> tuple[np.ndarray, np.ndarray, TrainedModel | None, list[dict]]:
+    """Self-training (pseudo-labelling): ``self_training_rounds`` times, a random forest with
+    the trainable mode's features is fitted on voxels drawn from the current labels
+    (``self_training_annotations``) and predicts the whole volume, which becomes the labels
+    (Lee 2013, "Pseudo-label"; Cooper et al. 2022's trainable segmentation with the
+    thresholds as the annotator). The forest sees every channel at several scales and the
+    neighbouring slices, which the global thresholds do not: CAM-pore edges whose blur passes
+    through the middle grey level and were taught only away from thin rims come out as CAM
+    or pore. Returns (labels, confidence, last model or None, per-round info)."""
+    labels_of = phase_map(phases)
+    names_of = {v: n for n, v in labels_of.items()}
+    table = {lab + 1: {"name": names_of[lab], "phase": names_of[lab], "label": lab}
+             for lab in labels_of.values()}
+    model, rounds = None, []
+    for r in range(int(p["self_training_rounds"])):
+        ann, drawn = self_training_annotations(labels, confidence, low=low, middle=middle,
+                                               high=high, p={**p, "seed": int(p["seed"]) + r})
+        if len({v for v, n in drawn["voxels_per_label"].items() if n}) < 2:
+            break
+        model = train_classifier(stack, ann, {v: t for v, t in table.items()
+                                              if drawn["voxels_per_label"].get(v - 1)},
+                                 {**p, "seed": int(p["seed"]) + r}, n_jobs=num_workers)
+        new, confidence = predict(stack, model, chunk_z=int(p["chunk_z"]),
+                                  num_workers=num_workers)
+        rounds.append({"round": r + 1, **drawn,
+                       "voxels_per_label": {names_of[v]: n for v, n in
+                                            drawn["voxels_per_label"].items()},
+                       "changed_voxels": int(np.count_nonzero(new != labels))})
+        log.info("self-training round %d: %d voxels changed", r + 1, rounds[-1]["changed_voxels"])
+        labels = new
+    return labels, confidence, model, rounds
+
+
 def rim_thickness(labels: np.ndarray, *, low: int, middle: int, high: int,
                   truth: np.ndarray | None = None, reach_px: float = 3.0,
                   slab_z: int = 64) -> np.ndarray:
@@ -1182,6 +1273,21 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
         labels, conf, extra = unsupervised_segment(stack, phases, p, sample=sample)
         timings["threshold_s"] = time.perf_counter() - t0
         info["unsupervised"] = extra
+        if int(p["self_training_rounds"]) > 0:
+            t1 = time.perf_counter()
+            low, middle, high = (labels_of[n] for n in extra["phase_order_dark_to_bright"])
+            info["volume_fraction_thresholds"] = volume_fractions(labels, phases)
+            labels, conf, model, rounds = self_train(
+                _whole_slice_chunks(stack), labels, conf, phases, p, low=low, middle=middle,
+                high=high, num_workers=num_workers)
+            timings["self_training_s"] = time.perf_counter() - t1
+            extra["self_training"] = {
+                "rounds": rounds,
+                "sandwiched_middle_voxels_after": int(rim_thickness(
+                    labels, low=low, middle=middle, high=high).size),
+                **{k: p[k] for k in ("self_training_slices", "self_training_voxels_per_class",
+                                     "self_training_min_confidence",
+                                     "self_training_skip_rim_px")}}
     info["volume_fraction_raw"] = volume_fractions(labels, phases)
 
     t2 = time.perf_counter()
@@ -1212,7 +1318,9 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
          "confidence": (("z", "y", "x"), conf,
                         {"description": "certainty of the chosen phase, uint8: p = value / 255 "
                                         "(trainable: summed random-forest probability of the "
-                                        "phase; unsupervised: threshold-distance heuristic)"})},
+                                        "phase; unsupervised: the self-trained forest's, or "
+                                        "a threshold-distance heuristic without "
+                                        "self-training)"})},
         coords=coords,
         attrs={"phases": labels_of, "voxel_size_um": list(voxel), "method": p["method"],
                "sample": sample or corrected.attrs.get("sample", "")})
