@@ -248,14 +248,16 @@ def test_unsupervised_scores_and_no_middle_rim_at_cam_pore_contacts(rendered, tm
 def test_self_training_draws_confident_voxels_and_skips_thin_rims():
     """Training voxels come from evenly spaced slices only, never from voxels below the
     confidence floor nor from a middle-phase layer <= skip_rim_px thick between the outer
-    phases (here 1 voxel), but from a thick middle region; capped per phase; seeded."""
+    phases (here 1 voxel), but from a thick middle region; shared in proportion to the
+    candidates with a floor per phase; seeded."""
     labels = np.zeros((12, 40, 40), dtype=np.uint8)               # low = 0 (pore)
     labels[:, :, 20:] = 1                                         # high = 1 (CAM)
     labels[:, :, 19] = 2                                          # a 1-voxel middle rim
     labels[:, 30:, :10] = 2                                       # a thick middle block
     confidence = np.full(labels.shape, 255, dtype=np.uint8)
     confidence[:, :5] = 100                                       # < 0.7 * 255
-    p = seg.resolve_params({"self_training_slices": 4, "self_training_voxels_per_class": 50})
+    p = seg.resolve_params({"self_training_slices": 4, "self_training_voxels": 300,
+                            "self_training_min_voxels_per_phase": 50})
     ann, drawn = seg.self_training_annotations(labels, confidence, low=0, middle=2, high=1, p=p)
     slices = np.flatnonzero(ann.any(axis=(1, 2)))
     np.testing.assert_array_equal(slices, [0, 4, 7, 11])
@@ -264,8 +266,11 @@ def test_self_training_draws_confident_voxels_and_skips_thin_rims():
     assert not ann[:, :, 19].any()                                # the rim is not taught
     assert not ann[:, :5].any()                                   # nor unconfident voxels
     assert (ann[:, 30:, :10] == 3).sum() == 50                    # the thick middle is
-    for value in (1, 2, 3):
-        assert (ann == value).sum() == 50 == drawn["voxels_per_label"][value - 1]
+    # candidates on the 4 slices: pore 4 (35 * 19 - 100), CAM 4 * 35 * 20, middle 4 * 100
+    candidates = {0: 4 * (35 * 19 - 100), 1: 4 * 35 * 20, 2: 4 * 100}
+    for label, n in candidates.items():
+        expected = max(50, round(300 * n / sum(candidates.values())))
+        assert (ann == label + 1).sum() == expected == drawn["voxels_per_label"][label]
     np.testing.assert_array_equal((ann - 1)[ann > 0], labels[ann > 0])
     again, _ = seg.self_training_annotations(labels, confidence, low=0, middle=2, high=1, p=p)
     np.testing.assert_array_equal(ann, again)
