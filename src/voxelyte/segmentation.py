@@ -106,7 +106,7 @@ SEGMENT_DEFAULTS = {
     "rim_max_width_px": 2,
     "rim_middle_band_mad": 2.0,
     "rim_max_passes": 3,
-    "self_training_rounds": 2,
+    "self_training_rounds": 3,
     "self_training_slices": 24,
     "self_training_voxels": 30000,
     "self_training_min_voxels_per_phase": 2000,
