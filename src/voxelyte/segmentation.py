@@ -156,6 +156,12 @@ def phase_map(phases: dict) -> dict[str, int]:
     return {name: int(v["label"] if isinstance(v, dict) else v) for name, v in phases.items()}
 
 
+def phase_classes(phases: dict) -> dict[str, dict]:
+    """One annotation class per phase, value = phase label + 1 (0 = unlabelled), in the
+    sample file's ``annotations.classes`` form ``{name: {value, phase}}``."""
+    return {name: {"value": lab + 1, "phase": name} for name, lab in phase_map(phases).items()}
+
+
 def _channel_names(stack: xr.DataArray) -> list[str]:
     return [str(c) for c in stack.coords["channel"].values] if "channel" in stack.coords \
         else [str(i) for i in range(stack.sizes["channel"])]
@@ -811,8 +817,7 @@ def self_train(stack: xr.DataArray, labels: np.ndarray, confidence: np.ndarray, 
     or pore. Returns (labels, confidence, last model or None, per-round info)."""
     labels_of = phase_map(phases)
     names_of = {v: n for n, v in labels_of.items()}
-    table = {lab + 1: {"name": names_of[lab], "phase": names_of[lab], "label": lab}
-             for lab in labels_of.values()}
+    table = class_table(phase_classes(phases), phases)
     model, rounds = None, []
     for r in range(int(p["self_training_rounds"])):
         ann, drawn = self_training_annotations(labels, confidence, low=low, middle=middle,
@@ -1058,8 +1063,7 @@ def phantom_scribbles(truth: np.ndarray, phases: dict, *, slice_fraction: float 
                     stroke &= mask
                     ann[z][stroke & (ann[z] == 0)] = lab + 1
     ann[truth == INVALID] = UNLABELLED
-    table = {name: {"value": lab + 1, "phase": name} for name, lab in labels_of.items()}
-    return ann, table
+    return ann, phase_classes(phases)
 
 
 def correction_strokes(annotations: np.ndarray, predicted: dict[int, np.ndarray],
