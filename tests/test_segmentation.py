@@ -251,6 +251,36 @@ def test_unsupervised_scores_and_no_middle_rim_at_cam_pore_contacts(rendered, tm
                                   seg.predict(part, model)[0])
 
 
+def test_level_trend_is_flattened_without_following_the_composition():
+    """Two phases whose levels drift by +30 % over z while the bright phase's fraction grows
+    from 1/3 to 2/3: after ``flatten_level_trend`` both phase levels are the same on every
+    slice (to the noise), in both channels; the slice median, which follows the
+    composition, would have read a drift of its own."""
+    nz, n = 40, 60
+    zz, yy, xx = np.mgrid[:nz, :n, :n]
+    bright = xx < 20 + zz                                         # 1/3 -> 2/3 of the slice
+    drift = 1.0 + 0.3 * zz / (nz - 1)
+    rng = np.random.default_rng(0)
+    channels = [np.where(bright, 0.8, 0.3) * drift, np.where(bright, 0.5, 0.4) * drift]
+    stack = xr.DataArray(
+        np.stack([c + rng.normal(0, 0.02, c.shape) for c in channels]).astype(np.float32),
+        dims=("channel", "z", "y", "x"), coords={"channel": ["BSE", "SE"]})
+    medians = np.median(stack.values[0].reshape(nz, -1), axis=1)
+    assert medians[-1] / medians[0] > 1.5                         # composition + drift
+    p = seg.resolve_params({})
+    flat, info = seg.flatten_level_trend(stack, p)
+    for c, (hi, lo) in enumerate(((0.8, 0.3), (0.5, 0.4))):
+        v = flat.values[c]
+        hi_z = np.array([np.median(v[k][bright[k]]) for k in range(nz)])
+        lo_z = np.array([np.median(v[k][~bright[k]]) for k in range(nz)])
+        assert np.ptp(hi_z) < 0.02 and np.ptp(lo_z) < 0.02, c
+        assert info[["BSE", "SE"][c]]["corrected"]
+        first, last = info[["BSE", "SE"][c]]["bright_class_level_first_last"]
+        assert last / first == pytest.approx(1.3, rel=0.02)        # the drift it found
+    with pytest.raises(InputError, match="level-trend"):
+        seg.resolve_params({"unsupervised_level_trend": "quadratic"})
+
+
 def test_self_training_draws_confident_voxels_and_skips_thin_rims():
     """Training voxels come from evenly spaced slices only, never from voxels below the
     confidence floor nor from a middle-phase layer <= skip_rim_px thick between the outer

@@ -101,6 +101,7 @@ SEGMENT_DEFAULTS = {
     "bse_channel": "BSE",
     "se_channel": "SE",
     "unsupervised_smoothing_px": 0.7,
+    "unsupervised_level_trend": "linear",
     "se_pore_threshold_mad": 3.0,
     "bse_pore_threshold_mad": 3.0,
     "rim_max_width_px": 2,
@@ -144,6 +145,10 @@ def resolve_params(params: dict) -> dict:
     if p["method"] not in METHODS:
         raise InputError("unknown segmentation method", field="stages.segment.method",
                          expected=f"one of {METHODS}", found=p["method"])
+    if p["unsupervised_level_trend"] not in ("linear", "none"):
+        raise InputError("unknown level-trend model",
+                         field="stages.segment.unsupervised_level_trend",
+                         expected='"linear" or "none"', found=p["unsupervised_level_trend"])
     if p["sigma_max_px"] < p["sigma_min_px"]:
         raise InputError("sigma_max_px is below sigma_min_px", field="stages.segment.sigma_max_px",
                          expected=f">= {p['sigma_min_px']}", found=p["sigma_max_px"])
@@ -657,6 +662,70 @@ def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, mid
     return out, passes
 
 
+def _unsupervised_channels(stack: xr.DataArray, p: dict, sample=None) -> list[str]:
+    """The stack's channel names, checked to hold ``bse_channel`` and ``se_channel``."""
+    names = _channel_names(stack)
+    for key in ("bse_channel", "se_channel"):
+        if p[key] not in names:
+            raise InputError("channel for unsupervised segmentation not found", sample=sample,
+                             field=f"stages.segment.{key}", expected=f"one of {names}",
+                             found=p[key])
+    return names
+
+
+def flatten_level_trend(stack: xr.DataArray, p: dict, *, sample=None
+                        ) -> tuple[xr.DataArray, dict]:
+    """Take a linear depth trend of the phase levels out of every channel, for the global
+    thresholds of the unsupervised mode. The voxels are split once by Otsu on the smoothed
+    BSE channel (bright class / the rest); per slice z and channel, the medians of both
+    classes, ``hi_z`` and ``lo_z``, get a straight-line fit over z (``hi'_z``, ``lo'_z``), and
+    each slice is mapped linearly so that its fitted levels become their medians over z:
+    ``v' = lo_ref + (v - lo'_z) (hi_ref - lo_ref) / (hi'_z - lo'_z)``. Class medians, unlike
+    the slice median, do not follow the composition of the slice, so a brightness drift the
+    preprocess stage left (it corrects with slice medians) is removed while the phase
+    fractions changing with depth are not mistaken for one. Channels or volumes without two
+    populated classes on >= 2 slices are left as they are. Returns (the stack in memory,
+    per-channel info: levels at the first and last slice before the correction)."""
+    from skimage.filters import threshold_otsu
+
+    names = _unsupervised_channels(stack, p, sample)
+    values = np.array(stack.values, dtype=np.float32)
+    s = float(p["unsupervised_smoothing_px"])
+    bse = values[names.index(p["bse_channel"])]
+    smooth = ndimage.gaussian_filter(bse, s) if s > 0 else bse
+    rng = np.random.default_rng([int(p["seed"]), 14])
+    bright = smooth >= float(threshold_otsu(_sample_values(smooth, 2_000_000, rng)))
+    del smooth
+    nz = values.shape[1]
+    z = np.arange(nz, dtype=np.float64)
+    info = {}
+    for c, name in enumerate(names):
+        hi, lo = np.full(nz, np.nan), np.full(nz, np.nan)
+        for k in range(nz):
+            v, b = values[c, k], bright[k]
+            ok = np.isfinite(v)
+            if (ok & b).sum() >= 100 and (ok & ~b).sum() >= 100:
+                hi[k], lo[k] = np.median(v[ok & b]), np.median(v[ok & ~b])
+        good = np.isfinite(hi) & np.isfinite(lo)
+        if good.sum() < 2:
+            info[name] = {"corrected": False, "reason": "fewer than 2 slices with both classes"}
+            continue
+        hi_fit = np.polyval(np.polyfit(z[good], hi[good], 1), z)
+        lo_fit = np.polyval(np.polyfit(z[good], lo[good], 1), z)
+        span = hi_fit - lo_fit
+        if np.any(span <= 0):
+            info[name] = {"corrected": False, "reason": "class levels cross over z"}
+            continue
+        hi_ref, lo_ref = float(np.median(hi_fit)), float(np.median(lo_fit))
+        gain = ((hi_ref - lo_ref) / span).astype(np.float32)
+        values[c] = lo_ref + (values[c] - lo_fit[:, None, None].astype(np.float32)) \
+            * gain[:, None, None]
+        info[name] = {"corrected": True,
+                      "bright_class_level_first_last": [float(hi_fit[0]), float(hi_fit[-1])],
+                      "other_class_level_first_last": [float(lo_fit[0]), float(lo_fit[-1])]}
+    return stack.copy(data=values), info
+
+
 def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_order=None,
                          sample=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Unsupervised segmentation of a BSE + SE volume into (darkest, middle, brightest) phases
@@ -679,12 +748,7 @@ def unsupervised_segment(stack: xr.DataArray, phases: dict, p: dict, *, phase_or
     Returns (labels, confidence uint8, info)."""
     from skimage.filters import threshold_multiotsu
 
-    names = _channel_names(stack)
-    for key in ("bse_channel", "se_channel"):
-        if p[key] not in names:
-            raise InputError("channel for unsupervised segmentation not found", sample=sample,
-                             field=f"stages.segment.{key}", expected=f"one of {names}",
-                             found=p[key])
+    names = _unsupervised_channels(stack, p, sample)
     labels_of = phase_map(phases)
     if phase_order is None:
         phase_order = ["pore", "SE", "CAM"] if {"pore", "SE", "CAM"} <= set(labels_of) \
@@ -1279,8 +1343,12 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
                                          "class_weight", "seed")},
         })
     else:
+        levels = None
+        if p["unsupervised_level_trend"] == "linear":
+            stack, levels = flatten_level_trend(stack, p, sample=sample)
         labels, conf, extra = unsupervised_segment(stack, phases, p, sample=sample)
         timings["threshold_s"] = time.perf_counter() - t0
+        extra["level_trend"] = levels
         info["unsupervised"] = extra
         if int(p["self_training_rounds"]) > 0:
             t1 = time.perf_counter()
