@@ -15,7 +15,9 @@ Two methods, chosen per sample (``stages.segment.method``):
   the sum of its classes' forest probabilities; label = argmax, ``confidence`` = its value.
   Prediction runs chunk-wise over z (dask), whole slices per chunk (a 3D feature chunk is read
   with a halo of ``ceil(4 sigma_max)`` slices).
-* ``unsupervised``: multi-Otsu thresholds (``skimage.filters.threshold_multiotsu``) of the
+* ``unsupervised``: a linear depth trend of the phase levels is taken out of every channel
+  first (``flatten_level_trend``, ``unsupervised_level_trend``), so that global thresholds hold
+  on every slice; then multi-Otsu thresholds (``skimage.filters.threshold_multiotsu``) of the
   BSE channel separate the solid phases (brightest phase, middle phase); pores come from the SE
   (topography) channel, where they are darker than every solid (Otsu on its two lowest classes),
   OR the darkest BSE class. Global thresholds for more than two phases leave a false rim of the
