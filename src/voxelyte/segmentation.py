@@ -32,7 +32,9 @@ Two methods, chosen per sample (``stages.segment.method``):
   spaced slices, confident voxels, thin middle-phase rims between the outer phases left out)
   and relabels the volume; its multiscale, multi-channel and neighbouring-slice view takes
   away most of the rim the removal leaves (true CAM-pore edges that read as the middle phase
-  in both detectors) and sharpens the solid phases.
+  in both detectors) and sharpens the solid phases. Last, small middle-phase pieces touching
+  both outer phases (``remove_rim_fragments``, ``rim_fragment_max_voxels``) go to the nearer
+  outer phase: rim debris.
 
 Post-processing (both methods, logged): islands (face-connected components) of a phase below
 ``min_island_um3`` (per phase or one value) take the majority label of their surroundings;
@@ -109,6 +111,7 @@ SEGMENT_DEFAULTS = {
     "rim_max_width_px": 2,
     "rim_middle_band_mad": 2.0,
     "rim_max_passes": 3,
+    "rim_fragment_max_voxels": 50,
     "self_training_rounds": 3,
     "self_training_slices": 24,
     "self_training_voxels": 30000,
@@ -664,6 +667,45 @@ def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, mid
     return out, passes
 
 
+def remove_rim_fragments(labels: np.ndarray, *, low: int, middle: int, high: int,
+                         max_voxels: int) -> tuple[np.ndarray, dict]:
+    """Small isolated pieces of a false middle-phase rim: face-connected middle-phase
+    components with fewer than ``max_voxels`` voxels that touch both outer phases (face
+    neighbours). Each of their voxels goes to the nearer outer phase (Euclidean distance over
+    the labels); at equal distance to the outer phase the fragment touches on more faces.
+    Real middle phase between the outer phases is a continuous network or a particle far
+    larger than a rim piece (the demo's solid electrolyte: a 2 um particle is ~4000 voxels at
+    0.1 um), so only rim debris goes. Returns (labels, {fragments, voxels})."""
+    out = labels.copy()
+    if max_voxels < 2 or not (out == low).any() or not (out == high).any():
+        return out, {"fragments": 0, "voxels": 0}
+    comp, n = ndimage.label(out == middle)
+    if n == 0:
+        return out, {"fragments": 0, "voxels": 0}
+    sizes = np.bincount(comp.ravel())
+    small = np.flatnonzero(sizes < max_voxels)
+    small = small[small > 0]
+    struct = ndimage.generate_binary_structure(labels.ndim, 1)
+    boxes = ndimage.find_objects(comp)
+    pad = 4
+    n_frag = n_vox = 0
+    for idx in small:
+        box = tuple(slice(max(b.start - pad, 0), b.stop + pad) for b in boxes[idx - 1])
+        piece = comp[box] == idx
+        shell = ndimage.binary_dilation(piece, struct) & ~piece
+        around = out[box][shell]
+        n_low, n_high = int((around == low).sum()), int((around == high).sum())
+        if n_low == 0 or n_high == 0:
+            continue
+        d_low = _edt(out[box] != low, (1.0,) * labels.ndim)[piece]
+        d_high = _edt(out[box] != high, (1.0,) * labels.ndim)[piece]
+        tie = high if n_high >= n_low else low
+        out[box][piece] = np.where(d_high < d_low, high, np.where(d_low < d_high, low, tie))
+        n_frag += 1
+        n_vox += int(piece.sum())
+    return out, {"fragments": n_frag, "voxels": n_vox}
+
+
 def _unsupervised_channels(stack: xr.DataArray, p: dict, sample=None) -> list[str]:
     """The stack's channel names, checked to hold ``bse_channel`` and ``se_channel``."""
     names = _channel_names(stack)
@@ -904,15 +946,35 @@ def self_train(stack: xr.DataArray, labels: np.ndarray, confidence: np.ndarray, 
     return labels, confidence, model, rounds
 
 
+def _distance_outside_px(shape: tuple, z0: int, z1: int, nz: int) -> np.ndarray:
+    """Distance (voxels) from each voxel of slices ``z0:z1`` of a (nz, ...) volume to the
+    nearest voxel outside the volume: ``min over axes of min(i + 1, n - i)``."""
+    near = None
+    for axis, n in enumerate((nz, *shape[1:])):
+        i = np.arange(z0, z1) if axis == 0 else np.arange(n)
+        d = np.minimum(i + 1, n - i).astype(np.float32)
+        d = d.reshape([-1 if k == axis else 1 for k in range(len(shape))])
+        near = d if near is None else np.minimum(near, d)
+    return np.broadcast_to(near, (z1 - z0, *shape[1:]))
+
+
 def rim_thickness(labels: np.ndarray, *, low: int, middle: int, high: int,
                   truth: np.ndarray | None = None, reach_px: float = 3.0,
-                  slab_z: int = 64) -> np.ndarray:
+                  slab_z: int = 64, exclude_unresolved: bool = True) -> np.ndarray:
     """Thickness (voxels) of the middle-phase rim at each middle voxel lying between the outer
     phases: ``t = d_low + d_high - 1`` (Euclidean distances to the nearest ``low`` and ``high``
     voxel of ``labels``, both <= ``reach_px``): 1 for a one-voxel rim (1.41 across a corner),
     2 for a two-voxel rim. With ``truth``, only voxels at a true low-high contact count: the
     truth has both ``low`` and ``high`` but no ``middle`` voxel in their 3x3x3 neighbourhood
-    (any middle label there is a false rim). Computed in z-slabs of ``slab_z`` slices with a
+    (any middle label there is a false rim). ``t`` is measured within the ball of radius
+    ``r = max(d_low, d_high)`` around the voxel; with ``exclude_unresolved`` (default) voxels
+    whose measurement is not resolved are left out: near the volume's faces (``r`` beyond
+    the nearest voxel outside the volume: an outer-phase voxel may lie just outside, so ``t``
+    is only an upper bound) and, with ``truth``, where the cube of half-width ``ceil(r)``
+    holding that ball (the 3x3x3 neighbourhood for ``r = 1``) has true middle phase: there
+    the labels' middle layer may be a real middle-phase boundary placed a voxel off at a
+    low-middle-high triple line (e.g. across a one-voxel pore crevice between SE and CAM),
+    not a rim at a low-high contact. Computed in z-slabs of ``slab_z`` slices with a
     halo of ``ceil(reach_px) + 1`` slices: exact (a distance <= reach_px never leaves the halo),
     and memory stays bounded for any volume."""
     nz = labels.shape[0]
@@ -929,11 +991,17 @@ def rim_thickness(labels: np.ndarray, *, low: int, middle: int, high: int,
         d_low = _edt(lab != low, (1.0,) * lab.ndim)       # voxels
         d_high = _edt(lab != high, (1.0,) * lab.ndim)
         sel = (mid & (d_low <= reach_px) & (d_high <= reach_px))[core]
+        ball = np.maximum(d_low[core], d_high[core])
+        if exclude_unresolved:
+            sel &= ball <= _distance_outside_px(labels.shape, z0, z0 + sel.shape[0], nz)
         if truth is not None:
             t = truth[a:b]
             sel &= ~ndimage.binary_dilation(t == middle, cube)[core] & (t[core] != INVALID)
             sel &= ndimage.binary_dilation(t == low, cube)[core]
             sel &= ndimage.binary_dilation(t == high, cube)[core]
+            if exclude_unresolved and (t == middle).any():
+                reach = ndimage.distance_transform_cdt(t != middle, metric="chessboard")
+                sel &= reach[core] > np.ceil(ball - 1e-6)
         found.append((d_low[core] + d_high[core] - 1.0)[sel])
     return np.concatenate(found) if found else np.zeros(0)
 
@@ -1368,6 +1436,16 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
                                      "self_training_min_voxels_per_phase",
                                      "self_training_min_confidence",
                                      "self_training_skip_rim_px")}}
+        low, middle, high = (labels_of[n] for n in extra["phase_order_dark_to_bright"])
+        before = labels
+        labels, extra["rim_fragments"] = remove_rim_fragments(
+            labels, low=low, middle=middle, high=high,
+            max_voxels=int(p["rim_fragment_max_voxels"]))
+        moved = labels != before
+        conf[moved] = 255 - conf[moved]    # at most 1 - p(middle)
+        extra["rim_fragments"]["max_voxels"] = int(p["rim_fragment_max_voxels"])
+        log.info("rim fragments: %d pieces, %d voxels relabelled",
+                 extra["rim_fragments"]["fragments"], extra["rim_fragments"]["voxels"])
     info["volume_fraction_raw"] = volume_fractions(labels, phases)
 
     t2 = time.perf_counter()

@@ -72,19 +72,25 @@ def main(smk, log):
             for frame, (seg_labels, truth_labels) in (
                     ("truth_grid", (grid_labels, grid_truth)),
                     ("registered_frame", (predicted, truth_reg))):
-                rim = segmentation.rim_thickness(seg_labels, low=lab["pore"], middle=lab["SE"],
-                                                 high=lab["CAM"], truth=truth_labels)
+                kw = dict(low=lab["pore"], middle=lab["SE"], high=lab["CAM"],
+                          truth=truth_labels)
+                rim = segmentation.rim_thickness(seg_labels, **kw)
+                every = segmentation.rim_thickness(seg_labels, exclude_unresolved=False, **kw)
                 rims[frame] = {
                     "voxels": int(rim.size),
                     "max_thickness_voxels": float(rim.max()) if rim.size else 0.0,
                     "voxels_thicker_than_1": int((rim > 1.5).sum()),
-                    "voxels_2_thick": int(((rim > 1.5) & (rim <= 2.5)).sum())}
+                    "voxels_2_thick": int(((rim > 1.5) & (rim <= 2.5)).sum()),
+                    "voxels_thicker_than_1_unresolved_included": int((every > 1.5).sum())}
             info["false_se_rim_at_true_cam_pore_contacts"] = {
                 **rims,
                 "definition": "SE voxels between CAM and pore (both within 3 voxels) where the "
                               "truth has no SE in the 3x3x3 neighbourhood; thickness "
-                              "d_pore + d_CAM - 1 (1: one voxel, 1.41: across a corner); on "
-                              "the truth grid and in the registered frame (as the scores)"}
+                              "t = d_pore + d_CAM - 1 (1: one voxel, 1.41: across a corner); "
+                              "unresolved voxels left out: r = max(d_pore, d_CAM) beyond the "
+                              "volume's faces, or true SE in the cube of half-width ceil(r) "
+                              "(triple lines); on the truth grid and in the registered frame "
+                              "(as the scores)"}
         for frame in ("score_truth_grid", "score_registered_frame", "score_plain_frame"):
             if frame in info:
                 s = info[frame]
