@@ -1437,12 +1437,13 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
                                      "self_training_min_confidence",
                                      "self_training_skip_rim_px")}}
         low, middle, high = (labels_of[n] for n in extra["phase_order_dark_to_bright"])
-        before = labels
+        before, t3 = labels, time.perf_counter()
         labels, extra["rim_fragments"] = remove_rim_fragments(
             labels, low=low, middle=middle, high=high,
             max_voxels=int(p["rim_fragment_max_voxels"]))
         moved = labels != before
         conf[moved] = 255 - conf[moved]    # at most 1 - p(middle)
+        timings["rim_fragments_s"] = time.perf_counter() - t3
         extra["rim_fragments"]["max_voxels"] = int(p["rim_fragment_max_voxels"])
         log.info("rim fragments: %d pieces, %d voxels relabelled",
                  extra["rim_fragments"]["fragments"], extra["rim_fragments"]["voxels"])
