@@ -205,11 +205,11 @@ def test_unsupervised_scores_and_no_middle_rim_at_cam_pore_contacts(rendered, tm
     < 1 % of the contact voxels (pore voxels face-adjacent to CAM); what they leave is mostly
     true pore next to CAM that reads as SE in both detectors (SE shine-through in BSE, the CAM
     edge's SE-detector brightening blurred into the pore). Self-training and the rim-fragment
-    step (the default) leave none. Counted without the unresolved voxels too (volume faces,
-    SE within ceil(t)'s cube: triple lines), the rim stays on < 0.02 % of the contacts. CAM and
-    SE IoU >= 0.9. Measured on the ground-truth grid (the corrected volume moved onto it),
-    where the true contacts are exact; the registered frame's score goes to the artefact
-    too."""
+    step (the default) leave none. Counted with the unresolved voxels too (volume faces; true
+    SE within the cube of half-width ceil(max(d_pore, d_CAM)): triple lines), the rim stays on
+    < 0.02 % of the contacts. CAM and SE IoU >= 0.9. Measured on the ground-truth grid (the
+    corrected volume moved onto it), where the true contacts are exact; the registered frame's
+    score goes to the artefact too."""
     moved, inside = seg.move_to_truth_grid(rendered["corrected"], rendered["residual"])
     truth = np.where(inside, rendered["truth_plain"], seg.INVALID)
     labels, info, model = seg.segment(moved, phases=PHASES, method="unsupervised", num_workers=2)
