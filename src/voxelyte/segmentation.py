@@ -667,6 +667,22 @@ def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, mid
     return out, passes
 
 
+def _small_components(mask: np.ndarray, max_voxels: int, pad: int):
+    """For each face-connected component of ``mask`` with fewer than ``max_voxels`` voxels:
+    (box: its bounding box grown by ``pad`` voxels, the component within the box, its
+    face-neighbour shell within the box). The components are found once, before the first."""
+    comp, n = ndimage.label(mask)
+    if n == 0:
+        return
+    sizes = np.bincount(comp.ravel())
+    boxes = ndimage.find_objects(comp)
+    struct = ndimage.generate_binary_structure(mask.ndim, 1)
+    for idx in np.flatnonzero(sizes[1:] < max_voxels) + 1:
+        box = tuple(slice(max(b.start - pad, 0), b.stop + pad) for b in boxes[idx - 1])
+        piece = comp[box] == idx
+        yield box, piece, ndimage.binary_dilation(piece, struct) & ~piece
+
+
 def remove_rim_fragments(labels: np.ndarray, *, low: int, middle: int, high: int,
                          max_voxels: int) -> tuple[np.ndarray, dict]:
     """Small isolated pieces of a false middle-phase rim: face-connected middle-phase
@@ -679,20 +695,8 @@ def remove_rim_fragments(labels: np.ndarray, *, low: int, middle: int, high: int
     out = labels.copy()
     if max_voxels < 2 or not (out == low).any() or not (out == high).any():
         return out, {"fragments": 0, "voxels": 0}
-    comp, n = ndimage.label(out == middle)
-    if n == 0:
-        return out, {"fragments": 0, "voxels": 0}
-    sizes = np.bincount(comp.ravel())
-    small = np.flatnonzero(sizes < max_voxels)
-    small = small[small > 0]
-    struct = ndimage.generate_binary_structure(labels.ndim, 1)
-    boxes = ndimage.find_objects(comp)
-    pad = 4
     n_frag = n_vox = 0
-    for idx in small:
-        box = tuple(slice(max(b.start - pad, 0), b.stop + pad) for b in boxes[idx - 1])
-        piece = comp[box] == idx
-        shell = ndimage.binary_dilation(piece, struct) & ~piece
+    for box, piece, shell in _small_components(out == middle, max_voxels, pad=4):
         around = out[box][shell]
         n_low, n_high = int((around == low).sum()), int((around == high).sum())
         if n_low == 0 or n_high == 0:
@@ -1034,28 +1038,16 @@ def remove_small_islands(labels: np.ndarray, min_voxels: dict[int, int]) -> tupl
         n_min = min_voxels[value]
         if n_min <= 1:
             continue
-        comp, n = ndimage.label(out == value)
-        if n == 0:
-            report[int(value)] = {"islands": 0, "voxels": 0}
-            continue
-        sizes = np.bincount(comp.ravel())
-        small = np.flatnonzero(sizes < n_min)
-        small = small[small > 0]
-        n_vox = 0
-        boxes = ndimage.find_objects(comp)
-        struct = ndimage.generate_binary_structure(labels.ndim, 1)
-        for idx in small:
-            box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in boxes[idx - 1])
-            island = comp[box] == idx
-            shell = ndimage.binary_dilation(island, struct) & ~island
+        n_islands = n_vox = 0
+        for box, island, shell in _small_components(out == value, n_min, pad=1):
+            n_islands += 1
             neighbours = out[box][shell]
             neighbours = neighbours[neighbours != value]
             if neighbours.size == 0:
                 continue
             out[box][island] = np.bincount(neighbours).argmax()
             n_vox += int(island.sum())
-        report[int(value)] = {"islands": int(small.size), "voxels": n_vox}
-        del comp
+        report[int(value)] = {"islands": n_islands, "voxels": n_vox}
     return out, report
 
 
