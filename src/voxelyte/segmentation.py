@@ -1412,9 +1412,9 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
         timings["threshold_s"] = time.perf_counter() - t0
         extra["level_trend"] = levels
         info["unsupervised"] = extra
+        low, middle, high = (labels_of[n] for n in extra["phase_order_dark_to_bright"])
         if int(p["self_training_rounds"]) > 0:
             t1 = time.perf_counter()
-            low, middle, high = (labels_of[n] for n in extra["phase_order_dark_to_bright"])
             info["volume_fraction_thresholds"] = volume_fractions(labels, phases)
             labels, conf, model, rounds = self_train(
                 _whole_slice_chunks(stack), labels, conf, phases, p, low=low, middle=middle,
@@ -1428,7 +1428,6 @@ def segment(corrected: xr.Dataset, *, phases: dict, annotations: np.ndarray | No
                                      "self_training_min_voxels_per_phase",
                                      "self_training_min_confidence",
                                      "self_training_skip_rim_px")}}
-        low, middle, high = (labels_of[n] for n in extra["phase_order_dark_to_bright"])
         before, t3 = labels, time.perf_counter()
         labels, extra["rim_fragments"] = remove_rim_fragments(
             labels, low=low, middle=middle, high=high,
