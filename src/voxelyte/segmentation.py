@@ -620,6 +620,13 @@ def _robust_level(values: np.ndarray) -> tuple[float, float]:
     return med, 1.4826 * float(np.median(np.abs(values - med)))
 
 
+def _outer_distances(labels: np.ndarray, low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distances (voxels) from every voxel to the nearest ``low`` and the nearest
+    ``high`` voxel of ``labels``: (d_low, d_high), 0 on the phase itself."""
+    unit = (1.0,) * labels.ndim
+    return _edt(labels != low, unit), _edt(labels != high, unit)
+
+
 def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, middle: int,
                       high: int, bright: np.ndarray, threshold: float, max_width_px: int = 2,
                       gradient_threshold: float | None = None, max_iterations: int = 1,
@@ -651,8 +658,7 @@ def remove_middle_rim(labels: np.ndarray, gradient: np.ndarray, *, low: int, mid
         mid = out == middle
         if not mid.any() or not (out == low).any() or not (out == high).any():
             break
-        d_low = _edt(out != low, (1.0,) * out.ndim)       # voxels
-        d_high = _edt(out != high, (1.0,) * out.ndim)
+        d_low, d_high = _outer_distances(out, low, high)
         rim = mid & (d_low + d_high - 1.0 <= max_width_px + 0.5) \
             & (gradient > gradient_threshold)
         if i > 0:
@@ -701,8 +707,7 @@ def remove_rim_fragments(labels: np.ndarray, *, low: int, middle: int, high: int
         n_low, n_high = int((around == low).sum()), int((around == high).sum())
         if n_low == 0 or n_high == 0:
             continue
-        d_low = _edt(out[box] != low, (1.0,) * labels.ndim)[piece]
-        d_high = _edt(out[box] != high, (1.0,) * labels.ndim)[piece]
+        d_low, d_high = (d[piece] for d in _outer_distances(out[box], low, high))
         tie = high if n_high >= n_low else low
         out[box][piece] = np.where(d_high < d_low, high, np.where(d_low < d_high, low, tie))
         n_frag += 1
@@ -892,8 +897,7 @@ def self_training_annotations(labels: np.ndarray, confidence: np.ndarray, *, low
         lab = labels[a:b]
         ok = confidence[z] >= min_conf
         if skip_px > 0 and (lab == low).any() and (lab == high).any():
-            d_low = _edt(lab != low, (1.0,) * lab.ndim)[z - a]
-            d_high = _edt(lab != high, (1.0,) * lab.ndim)[z - a]
+            d_low, d_high = (d[z - a] for d in _outer_distances(lab, low, high))
             rim = (labels[z] == middle) & (d_low + d_high - 1.0 <= skip_px)
             skipped += int(rim.sum())
             ok &= ~rim
@@ -992,8 +996,7 @@ def rim_thickness(labels: np.ndarray, *, low: int, middle: int, high: int,
         mid = lab == middle
         if not mid[core].any() or not (lab == low).any() or not (lab == high).any():
             continue
-        d_low = _edt(lab != low, (1.0,) * lab.ndim)       # voxels
-        d_high = _edt(lab != high, (1.0,) * lab.ndim)
+        d_low, d_high = _outer_distances(lab, low, high)
         sel = (mid & (d_low <= reach_px) & (d_high <= reach_px))[core]
         ball = np.maximum(d_low[core], d_high[core])
         if exclude_unresolved:
