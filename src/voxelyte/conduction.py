@@ -64,7 +64,7 @@ def _coefficients(voxel: tuple[float, float, float]) -> np.ndarray:
     return np.array([dy * dx / dz, dz * dx / dy, dz * dy / dx]) * UM_TO_CM
 
 
-def _sigma_array(sigma) -> np.ndarray:
+def conductivity_array(sigma) -> np.ndarray:
     sigma = np.asarray(sigma)
     if sigma.ndim != 3 or min(sigma.shape) < 1:
         raise InputError("conductivity field must be a non-empty 3D array (z, y, x)", field="sigma",
@@ -86,7 +86,7 @@ def face_conductances(sigma, voxel_size_um, *, periodic: bool = False):
     G = 2 σ_i σ_j / (σ_i + σ_j) · A_face / d · 1e-4 (σ in S cm⁻¹, lengths µm). With
     ``periodic=True`` each array has one more plane at the end: the face that joins the last and the
     first plane (used for the periodic side walls)."""
-    sigma = _sigma_array(sigma)
+    sigma = conductivity_array(sigma)
     coef = _coefficients(_voxel(voxel_size_um))
     out = []
     for a in range(3):
@@ -293,7 +293,7 @@ def assemble(sigma, voxel_size_um, axis, *, potential_in: float = 1.0, potential
     Row i: Σ_j G_ij (x_i − x_j) + G_in,i (x_i − V_in) + G_out,i (x_i − V_out) = 0, with
     G_ij = 2σ_iσ_j/(σ_i+σ_j)·A_face/d and G_b = 2σ_i·A_face/d (× 1e-4: S). Returns a
     :class:`LinearSystem`; CSR with int32 indices, values in ``dtype`` (float64 or float32)."""
-    sigma = _sigma_array(sigma)
+    sigma = conductivity_array(sigma)
     voxel = _voxel(voxel_size_um)
     a = _axis_index(axis)
     coef = _coefficients(voxel)
@@ -1119,7 +1119,7 @@ def _to_front(arr, a: int):
     return arr if a == 0 else np.ascontiguousarray(np.moveaxis(arr, a, 0))
 
 
-def _effective_gmg(sigma, voxel, a, net, *, rtol, maxiter, periodic, potential_in,
+def effective_conductivity_gmg(sigma, voxel, a, net, *, rtol, maxiter, periodic, potential_in,
                    potential_out, dtype, inlet_mask=None, outlet_mask=None,
                    deflation_labels=None):
     """Matrix-free multigrid-CG along axis ``a``: (potential grid, I_in, I_out, info).
@@ -1172,7 +1172,7 @@ def effective_conductivity(sigma, voxel_size_um, axis, *, rtol: float = DEFAULT_
     the face area)."""
     t0 = time.perf_counter()
     gmg = preconditioner == "gmg"
-    sigma = _sigma_any(sigma) if gmg else _sigma_array(sigma)
+    sigma = _sigma_any(sigma) if gmg else conductivity_array(sigma)
     voxel = _voxel(voxel_size_um)
     a = _axis_index(axis)
     if network is None:
@@ -1206,7 +1206,7 @@ def effective_conductivity(sigma, voxel_size_um, axis, *, rtol: float = DEFAULT_
         if gmg:
             if dtype is None:
                 dtype = np.float32 if sigma.size > FLOAT32_ABOVE_VOXELS else np.float64
-            x, i_in, i_out, info = _effective_gmg(
+            x, i_in, i_out, info = effective_conductivity_gmg(
                 sigma, voxel, a, net, rtol=rtol, maxiter=maxiter, periodic=periodic,
                 potential_in=potential_in, potential_out=potential_out, dtype=dtype)
             if return_field:
@@ -1227,7 +1227,7 @@ def effective_conductivity(sigma, voxel_size_um, axis, *, rtol: float = DEFAULT_
     if return_field:
         out["potential_V"] = potential
         on = _Network(net, a, float(potential_in), float(potential_out))
-        out["current_density_A_cm2"] = _current_density(potential, _sigma_array(sigma), voxel, on)
+        out["current_density_A_cm2"] = _current_density(potential, conductivity_array(sigma), voxel, on)
     return out
 
 
@@ -1235,7 +1235,7 @@ def effective_conductivities(sigma, voxel_size_um, axes=AXES, *, periodic: bool 
                              **kw) -> dict:
     """:func:`effective_conductivity` along several axes, labelling the conducting clusters once.
     Returns {axis name: result}."""
-    sigma = _sigma_any(sigma) if kw.get("preconditioner", "gmg") == "gmg" else _sigma_array(sigma)
+    sigma = _sigma_any(sigma) if kw.get("preconditioner", "gmg") == "gmg" else conductivity_array(sigma)
     labels = _components(sigma > 0)
     return {AXES[_axis_index(ax)]: effective_conductivity(sigma, voxel_size_um, ax,
                                                           periodic=periodic, _labels=labels, **kw)

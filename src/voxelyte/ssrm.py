@@ -470,7 +470,7 @@ def resistance_map(sigma, voxel_size_um, *, positions=None, stride: int = 1, reg
                          expected="start or end", found=scanned_side)
     vox = _orient_voxel(_voxel(voxel_size_um), a)
     model = _model or _build_model(
-        np.ascontiguousarray(_orient(conduction._sigma_array(sigma), a, scanned_side)), vox)
+        np.ascontiguousarray(_orient(conduction.conductivity_array(sigma), a, scanned_side)), vox)
     face_shape = model.face_shape
     if positions is None:
         positions = scan_positions(face_shape, stride=stride, region=region)
@@ -744,7 +744,7 @@ def tip_field(sigma, voxel_size_um, position, *, tip_size_voxels: int = 1,
         a = _axis_index(scanned_axis)
         vox = _orient_voxel(_voxel(voxel_size_um), a)
         _model = _build_model(np.ascontiguousarray(
-            _orient(conduction._sigma_array(sigma), a, scanned_side)), vox)
+            _orient(conduction.conductivity_array(sigma), a, scanned_side)), vox)
     model = _model
     if offsets is None:
         offsets = window_offsets(model.voxel[1:], tip_size_voxels=tip_size_voxels,
@@ -769,7 +769,7 @@ def tip_field(sigma, voxel_size_um, position, *, tip_size_voxels: int = 1,
     if solver == "auto":
         solver = "direct" if _use_direct(int(np.count_nonzero(sub))) else "gmg"
     if solver == "gmg":     # the transport stage's multigrid-CG solve, the window as its inlet
-        grid, i_unit, _, _ = conduction._effective_gmg(
+        grid, i_unit, _, _ = conduction.effective_conductivity_gmg(
             model.sigma, model.voxel, 0, sub, rtol=rtol, maxiter=None, periodic=False,
             potential_in=1.0, potential_out=0.0, dtype=np.float32, inlet_mask=mask,
             deflation_labels=model.isolated_clusters()[0])
@@ -851,7 +851,7 @@ def dc_resistance(sigma, voxel_size_um, *, scanned_axis="z", scanned_side: str =
     the transport stage's effective conductivity along the scan axis."""
     a = _axis_index(scanned_axis)
     vox = _voxel(voxel_size_um)
-    sig = conduction._sigma_array(sigma)
+    sig = conduction.conductivity_array(sigma)
     f = tip_field(sig, vox, None, full_face=True, scanned_axis=scanned_axis,
                   scanned_side=scanned_side, rtol=rtol)
     R = f["resistance_ohm"]

@@ -2,6 +2,8 @@
 import math
 import re
 
+from voxelyte.contract import ARTEFACTS
+
 
 RESULTS = str(STUDY.study_dir)  # results/<study>
 SAMPLES = list(STUDY.samples)
@@ -29,6 +31,18 @@ def zarr_output(*parts):
     """A zarr store as a rule output, declared by its root metadata file ``zarr.json``: a
     ``directory()`` output would get Snakemake's timestamp file inside the store."""
     return sample_path(*parts, "zarr.json")
+
+
+def artefact_output(key):
+    """Path of a registered artefact (voxelyte.contract.ARTEFACTS) as a rule input or output; a
+    zarr store by its zarr.json."""
+    art = ARTEFACTS[key]
+    return zarr_output(art.path) if art.is_store else sample_path(art.path)
+
+
+def artefact_of(key, wildcards):
+    """artefact_output(key) for one sample."""
+    return artefact_output(key).format(sample=wildcards.sample)
 
 
 def provenance_record(rule_name):
