@@ -2,7 +2,7 @@
 import hashlib
 import json
 
-from voxelyte import __version__, provenance
+from voxelyte import __version__, contract, provenance
 
 
 def test_sha256_of_file_is_the_standard_digest(tmp_path):
@@ -51,7 +51,7 @@ def test_gather_joins_records_and_benchmarks(tmp_path):
     records = []
     for rule in ("phantom", "ingest"):
         rec = provenance.make_record(rule=rule, sample="S", inputs=[], outputs=[], params={})
-        records.append(provenance.write_json_atomic(rec, tmp_path / f"{rule}.json"))
+        records.append(contract.write_json_atomic(rec, tmp_path / f"{rule}.json"))
     bench = tmp_path / "ingest.tsv"
     bench.write_text("s\th:m:s\tmax_rss\tmax_vms\n12.5\t0:00:12\t345.6\t900.1\n")
     doc = provenance.gather(records, {"ingest/S": bench, "phantom/S": tmp_path / "absent.tsv"},

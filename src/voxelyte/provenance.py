@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import __version__
+from .contract import to_jsonable, write_json_atomic
 
 KEY_PACKAGES = ("numpy", "scipy", "scikit-image", "porespy", "xarray", "zarr", "dask",
                 "tifffile", "h5py", "scikit-learn", "matplotlib", "snakemake", "pyyaml")
@@ -78,20 +79,6 @@ def git_state(repo_dir: str | Path | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status)}
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
 def make_record(*, rule: str, sample: str | None, inputs: Mapping[str, Any] | Iterable[Any],
                 outputs: Iterable[Any], params: Mapping[str, Any] | None = None,
                 config_hash: str | None = None, repo_dir: str | Path | None = None) -> dict:
@@ -108,7 +95,7 @@ def make_record(*, rule: str, sample: str | None, inputs: Mapping[str, Any] | It
         "sample": sample,
         "inputs": hashed,
         "outputs": [str(p) for p in outputs],
-        "params": _jsonable(params or {}),
+        "params": to_jsonable(params or {}),
         "sample_config_sha256": config_hash,
         "voxelyte_version": __version__,
         "git": git_state(repo_dir),
@@ -116,16 +103,6 @@ def make_record(*, rule: str, sample: str | None, inputs: Mapping[str, Any] | It
         "host": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def write_json_atomic(data: Any, path: str | Path) -> Path:
-    """Write JSON to a temporary sibling and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def read_benchmark(path: str | Path) -> dict[str, Any] | None:
@@ -158,8 +135,8 @@ def gather(records: Iterable[str | Path], benchmarks: Mapping[str, str | Path], 
         run["benchmark"] = figures.get(f"{run['rule']}/{run['sample']}")
     doc = {
         "study": study,
-        "study_config": _jsonable(study_config or {}),
-        "samples": _jsonable(samples or {}),
+        "study_config": to_jsonable(study_config or {}),
+        "samples": to_jsonable(samples or {}),
         "voxelyte_version": __version__,
         "git": git_state(),
         "packages": package_versions(),

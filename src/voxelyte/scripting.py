@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from threadpoolctl import threadpool_limits
 
-from . import io, provenance
+from . import contract, provenance
 from .errors import InputError
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -58,7 +58,7 @@ def save_results(smk: Any, dataset, store, record: dict, summary: dict | None = 
     """Write the stage's dataset with its record in the attrs atomically to ``store``, then the
     summary (``smk.output.summary``) and the record (``smk.output.record``) as JSON."""
     dataset.attrs["provenance"] = record
-    io.write_zarr_atomic(dataset, store, num_workers=smk.threads)
+    contract.write_zarr_atomic(dataset, store, num_workers=smk.threads)
     if summary is not None:
-        provenance.write_json_atomic(summary, smk.output.summary)
-    provenance.write_json_atomic(record, smk.output.record)
+        contract.write_json_atomic(summary, smk.output.summary)
+    contract.write_json_atomic(record, smk.output.record)

@@ -86,9 +86,9 @@ def sample_mvoxels(sample):
             shape = s.phantom["shape_zyx"]
         else:
             try:
-                from voxelyte import io as vxio
+                from voxelyte import ingest
 
-                stack, _ = vxio.open_channel(s.inputs[0], sample=sample)
+                stack, _ = ingest.open_channel(s.inputs[0], sample=sample)
                 shape = list(stack.shape)
             except Exception:  # unreadable here: the ingest rule reports it properly
                 shape = [512, 1024, 1024]

@@ -8,9 +8,9 @@ STAGE_RULES["descriptors"] = DESCRIBED_SAMPLES
 
 rule descriptors:
     input:
-        labels=zarr_output("labels.zarr"),
+        labels=artefact_output("labels"),
     output:
-        summary=sample_path("descriptors", "descriptors.json"),
+        summary=artefact_output("descriptors"),
         record=provenance_record("descriptors"),
     params:
         stage=lambda w: sample_of(w).stages["descriptors"],
@@ -20,7 +20,8 @@ rule descriptors:
                         "current_collector_side")
         },
         labels_source=lambda w: f"segment stage ({sample_of(w).stages['segment']['method']})",
-        config_hash=rule_config_hash("descriptors", "phases", "nominal_composition", "electrode_normal_axis", "current_collector_side"),
+        config_hash=rule_config_hash("descriptors", "phases", "nominal_composition",
+                                     "electrode_normal_axis", "current_collector_side"),
     wildcard_constraints:
         sample=one_of(DESCRIBED_SAMPLES),
     log:

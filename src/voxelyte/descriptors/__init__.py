@@ -24,7 +24,7 @@ Gamo et al. SI Tables S1/S2 (2D slice descriptors).
 """
 from __future__ import annotations
 
-from voxelyte.descriptors._common import AXES, DEFAULT_SMOOTHING_VOXELS
+from voxelyte.contract import AXES
 from voxelyte.descriptors.assemble import compute_descriptors, write_descriptors
 from voxelyte.descriptors.chords import chord_length_summary, chord_lengths
 from voxelyte.descriptors.correlation import two_point_correlation
@@ -32,8 +32,8 @@ from voxelyte.descriptors.fractions import (nominal_volume_fractions, through_th
                                             volume_fractions)
 from voxelyte.descriptors.sizes import granulometry, local_thickness_distribution, separate_particles
 from voxelyte.descriptors.slices2d import slice_descriptors_2d
-from voxelyte.descriptors.surfaces import (interface_areas, particle_contact_area,
-                                            phase_surface_areas)
+from voxelyte.descriptors.surfaces import (DEFAULT_SMOOTHING_VOXELS, interface_areas,
+                                            particle_contact_area, phase_surface_areas)
 from voxelyte.descriptors.topology import connectivity
 
 __all__ = ["AXES", "DEFAULT_SMOOTHING_VOXELS", "compute_descriptors", "write_descriptors",

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from voxelyte.descriptors._common import AXES, _blocks, _phase_table, _shape, _voxel
+from voxelyte import contract
+from voxelyte.contract import AXES, iter_blocks, phase_table, volume_shape
 
 
 def _run_lengths(lines: np.ndarray) -> np.ndarray:
@@ -26,20 +27,20 @@ def chord_lengths(labels, phases: dict, voxel_size_um, *, step_voxels: int = 2,
     position of both other axes, chords touching the volume boundary discarded.
     Returns {(phase, axis): counts} with counts[k] = number of chords of k voxels
     (length k · voxel size along that axis, µm)."""
-    table = _phase_table(phases)
-    shape = _shape(labels)
+    table = phase_table(phases)
+    shape = volume_shape(labels)
     step = max(1, int(step_voxels))
     out = {(p, a): np.zeros(shape[i] + 1, dtype=np.int64) for p in table for i, a in enumerate(AXES)}
 
     def add(phase, axis, lengths):
         out[(phase, axis)] += np.bincount(lengths, minlength=shape[AXES.index(axis)] + 1)
 
-    for _, block in _blocks(labels, 0, slab_voxels, step=step):      # lines along y and x
+    for _, block in iter_blocks(labels, 0, slab_voxels, step=step):      # lines along y and x
         for name, spec in table.items():
             m = block == spec["label"]
             add(name, "y", _run_lengths(m[:, :, ::step].transpose(0, 2, 1).reshape(-1, shape[1])))
             add(name, "x", _run_lengths(m[:, ::step, :].reshape(-1, shape[2])))
-    for _, block in _blocks(labels, 1, slab_voxels, step=step):      # lines along z
+    for _, block in iter_blocks(labels, 1, slab_voxels, step=step):      # lines along z
         sub = block[:, :, ::step]
         for name, spec in table.items():
             m = (sub == spec["label"]).reshape(shape[0], -1).T
@@ -53,7 +54,7 @@ def chord_length_summary(counts: dict, voxel_size_um) -> tuple[dict, "object"]:
     output of ``chord_lengths``."""
     import pandas as pd
 
-    voxel = _voxel(voxel_size_um)
+    voxel = contract.voxel_size_um(voxel_size_um)
 
     rows, scalars = [], {}
     phases = sorted({p for p, _ in counts}, key=list(dict.fromkeys(p for p, _ in counts)).index)

@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 
-from voxelyte.descriptors._common import AXES, _blocks, _shape, _voxel
+from voxelyte import contract
+from voxelyte.contract import AXES, iter_blocks, volume_shape
 
 _LINE_CHUNK = 8192
 
@@ -21,8 +22,8 @@ def two_point_correlation(labels, phase_label: int, voxel_size_um, *, max_lag_um
     {axis: {"correlation_length_um", "integral_range_um"}})."""
     import pandas as pd
 
-    voxel = _voxel(voxel_size_um)
-    shape = _shape(labels)
+    voxel = contract.voxel_size_um(voxel_size_um)
+    shape = volume_shape(labels)
     rows, stats = [], {}
     for ax, axis in enumerate(AXES):
         length = shape[ax]
@@ -32,7 +33,7 @@ def two_point_correlation(labels, phase_label: int, voxel_size_um, *, max_lag_um
         ones = 0.0
         lines_n = 0
         block_axis = 1 if ax == 0 else 0
-        for _, block in _blocks(labels, block_axis, slab_voxels):
+        for _, block in iter_blocks(labels, block_axis, slab_voxels):
             lines = np.moveaxis(block == phase_label, ax, -1).reshape(-1, length)
             for j in range(0, lines.shape[0], _LINE_CHUNK):       # bounded FFT memory
                 m = lines[j:j + _LINE_CHUNK].astype(np.float32)

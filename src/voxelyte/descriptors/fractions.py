@@ -4,25 +4,30 @@ from __future__ import annotations
 import numpy as np
 
 from voxelyte.errors import InputError
-from voxelyte.descriptors._common import _axis_index, _blocks, _phase_table, _shape, _voxel
+from voxelyte import contract
+from voxelyte.contract import axis_index, iter_blocks, phase_table, volume_shape
 
 
 def volume_fractions(labels, phases: dict, *, slab_voxels: int = 64) -> dict[str, float]:
-    """Voxel-count volume fraction of each phase (Minnmann et al. 2024), read slab-wise.
-    The key ``"unassigned"`` holds the fraction of voxels whose label is in no phase."""
-    table = _phase_table(phases)
-    shape = _shape(labels)
-    counts = np.zeros(256, dtype=np.int64)
-    for _, block in _blocks(labels, 0, slab_voxels):
-        c = np.bincount(block.ravel().astype(np.int64, copy=False))
-        if c.size > counts.size:
-            counts = np.pad(counts, (0, c.size - counts.size))
-        counts[:c.size] += c
-    total = float(np.prod(shape))
-    out = {name: float(counts[s["label"]] / total) if s["label"] < counts.size else 0.0
-           for name, s in table.items()}
-    out["unassigned"] = float(max(0.0, 1.0 - sum(out.values())))
-    return out
+    """Voxel-count volume fraction of each phase plus ``"unassigned"`` (labels in no phase).
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+    phases : dict or PhaseTable
+    slab_voxels : int
+        Planes read at a time.
+
+    Returns
+    -------
+    dict
+        Phase name -> φ, and ``"unassigned"``.
+
+    References
+    ----------
+    Minnmann et al. 2024 (volume fractions by voxel counting); :func:`voxelyte.contract.volume_fractions`.
+    """
+    return contract.volume_fractions(labels, phases, slab_voxels=slab_voxels, unassigned=True)
 
 
 def nominal_volume_fractions(nominal_composition: dict | None, phases: dict, *,
@@ -32,7 +37,7 @@ def nominal_volume_fractions(nominal_composition: dict | None, phases: dict, *,
     with ε_geo = ``porosity_geometric`` (0 when absent; then assigned to ``pore_phase``)."""
     if not nominal_composition:
         return {}
-    table = _phase_table(phases)
+    table = phase_table(phases)
     eps = nominal_composition.get("porosity_geometric")
     for key in ("volume_fraction", "mass_fraction"):
         for name in (nominal_composition.get(key) or {}):
@@ -67,13 +72,13 @@ def through_thickness_profile(labels, phases: dict, voxel_size_um, *,
     std/mean (population std), slope of the least-squares line (fraction per µm))."""
     import pandas as pd
 
-    table = _phase_table(phases)
-    voxel = _voxel(voxel_size_um)
-    shape = _shape(labels)
-    ax = _axis_index(electrode_normal_axis)
+    table = phase_table(phases)
+    voxel = contract.voxel_size_um(voxel_size_um)
+    shape = volume_shape(labels)
+    ax = axis_index(electrode_normal_axis)
     counts = {name: np.zeros(shape[ax], np.int64) for name in table}
     other = tuple(i for i in range(3) if i != ax)
-    for z0, block in _blocks(labels, 0, slab_voxels):
+    for z0, block in iter_blocks(labels, 0, slab_voxels):
         for name, spec in table.items():
             c = np.count_nonzero(block == spec["label"], axis=other)
             if ax == 0:

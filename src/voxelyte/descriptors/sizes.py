@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from voxelyte.descriptors._common import _edt, _load, _voxel
+from voxelyte import contract
+from voxelyte.contract import distance_um, load_labels
 
 
 def _radii_um(dist: np.ndarray, voxel, n_sizes: int) -> np.ndarray:
@@ -22,20 +23,20 @@ def _openings(mask: np.ndarray, voxel, n_sizes: int):
     """Local thickness map (µm, Hildebrand & Rüegsegger) and granulometry by openings with
     balls of growing radius r (µm): opening_r = {x : dist(x, {d ≥ r}) < r} with d the EDT of
     the phase; thickness(x) = 2 max{r : x ∈ opening_r}; G(r) = |opening_r| / |phase|."""
-    dist = _edt(mask, voxel)
+    dist = distance_um(mask, voxel)
     radii = _radii_um(dist, voxel, n_sizes)
     thickness = np.zeros(mask.shape, dtype=np.float32)
     remaining = []
     n = int(mask.sum())
     for r in radii:
         seeds = dist >= r
-        opened = _edt(~seeds, voxel) < r if seeds.any() else np.zeros_like(mask)
+        opened = distance_um(~seeds, voxel) < r if seeds.any() else np.zeros_like(mask)
         thickness[opened] = 2 * r
         remaining.append(float(opened.sum() / n) if n else 0.0)
     return thickness, radii, np.asarray(remaining)
 
 
-def _size_analysis(mask: np.ndarray, voxel, n_sizes: int):
+def size_analysis(mask: np.ndarray, voxel, n_sizes: int):
     """(local-thickness table, its stats, granulometry table, its stats) of one phase mask."""
     import pandas as pd
 
@@ -65,7 +66,7 @@ def local_thickness_distribution(labels, phase_label: int, voxel_size_um, *, n_s
     thickness (µm). The thickness of a voxel is the diameter of the largest ball inside the
     phase that contains it (anisotropic EDT; the box boundary is not background, so particles
     cut by it read thicker). Memory ~20 bytes/voxel."""
-    lt, lt_stats, _, _ = _size_analysis(_load(labels) == phase_label, _voxel(voxel_size_um), n_sizes)
+    lt, lt_stats, _, _ = size_analysis(load_labels(labels) == phase_label, contract.voxel_size_um(voxel_size_um), n_sizes)
     return lt, lt_stats
 
 
@@ -73,7 +74,7 @@ def granulometry(labels, phase_label: int, voxel_size_um, *, n_sizes: int = 24):
     """Granulometry by openings with balls of growing radius r (Etiemble et al. 2017):
     DataFrame (radius_um, remaining_volume_fraction G(r) = V(opening_r)/V, pattern_spectrum_um-1
     = −dG/dr) and the mean radius Σ r_i (G(r_i) − G(r_(i+1))) (µm)."""
-    _, _, gr, gr_stats = _size_analysis(_load(labels) == phase_label, _voxel(voxel_size_um), n_sizes)
+    _, _, gr, gr_stats = size_analysis(load_labels(labels) == phase_label, contract.voxel_size_um(voxel_size_um), n_sizes)
     return gr, gr_stats
 
 
@@ -90,12 +91,12 @@ def separate_particles(labels, phase_label: int, voxel_size_um, *, min_distance_
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
-    voxel = _voxel(voxel_size_um)
-    mask = _load(labels) == phase_label
+    voxel = contract.voxel_size_um(voxel_size_um)
+    mask = load_labels(labels) == phase_label
     columns = ["particle_id", "volume_um3", "equivalent_diameter_um", "touches_boundary"]
     if not mask.any():
         return np.zeros(mask.shape, np.int32), pd.DataFrame(columns=columns)
-    dist = _edt(mask, voxel)
+    dist = distance_um(mask, voxel)
     if smoothing_voxels > 0:
         dist = ndimage.gaussian_filter(dist, [smoothing_voxels * min(voxel) / v for v in voxel])
         dist[~mask] = 0

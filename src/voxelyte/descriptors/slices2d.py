@@ -6,7 +6,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from voxelyte.descriptors._common import _axis_index, _blocks, _phase_table, _shape, _voxel
+from voxelyte import contract
+from voxelyte.contract import axis_index, iter_blocks, phase_table, volume_shape
 
 
 def _crofton_directions(dy: float, dx: float):
@@ -66,15 +67,15 @@ def slice_descriptors_2d(labels, phases: dict, voxel_size_um, *, slice_axis="z",
     scalars = slice means)."""
     import pandas as pd
 
-    table = _phase_table(phases)
-    voxel = _voxel(voxel_size_um)
-    ax = _axis_index(slice_axis)
+    table = phase_table(phases)
+    voxel = contract.voxel_size_um(voxel_size_um)
+    ax = axis_index(slice_axis)
     in_plane = [voxel[i] for i in range(3) if i != ax]
     dy, dx = in_plane
-    shape = _shape(labels)
+    shape = volume_shape(labels)
     slice_area = float(np.prod([shape[i] for i in range(3) if i != ax])) * dy * dx
     rows = []
-    for s0, block in _blocks(labels, ax, slab_voxels):
+    for s0, block in iter_blocks(labels, ax, slab_voxels):
         block = np.moveaxis(block, ax, 0)
         ns = block.shape[0]
         for name, spec in table.items():

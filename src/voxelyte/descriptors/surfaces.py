@@ -6,9 +6,13 @@ import itertools
 import numpy as np
 from scipy import ndimage
 
-from voxelyte.descriptors._common import (DEFAULT_SMOOTHING_VOXELS, _data, _phase_table, _shape,
-                                          _voxel)
+from voxelyte import contract
+from voxelyte.contract import label_data, phase_table, volume_shape
 
+#: Surface smoothing: Gaussian sigma in units of the smallest voxel size. With sigma = 1 the
+#: 0.5-isosurface of a digitised sphere (r >= 20 voxels) is within 0.5 % of 4 pi r^2, while the
+#: binary indicator (sigma = 0) over-estimates curved surfaces by ~8.7 % (staircase bias).
+DEFAULT_SMOOTHING_VOXELS = 1.0
 
 _FACE_CHUNK = 1 << 20
 
@@ -40,13 +44,13 @@ def _isosurface_area(labels, label_sets: list[tuple[int, ...]], voxel, smoothing
     Slab-wise along z with a smoothing halo: identical to a whole-volume computation."""
     from skimage.measure import marching_cubes
 
-    shape = _shape(labels)
+    shape = volume_shape(labels)
     nz = shape[0]
     vmin = min(voxel)
     sigma = tuple(smoothing_voxels * vmin / v for v in voxel) if smoothing_voxels > 0 else None
     halo = int(4.0 * max(sigma) + 0.5) + 1 if sigma else 0
     totals = [0.0] * len(label_sets)
-    data = _data(labels)
+    data = label_data(labels)
     slab = max(1, int(slab_voxels))
     for k0 in range(0, nz + 1, slab):          # cells k between padded rows k and k+1
         k1 = min(k0 + slab, nz + 1)
@@ -77,8 +81,8 @@ def phase_surface_areas(labels, phases: dict, voxel_size_um, *,
     Known bias: sharp edges are rounded, losing 0.842·sigma of area per unit edge length
     (the 0.5-contour of Φ(x/σ)Φ(y/σ) against the sharp corner; binary: (1 − √2/2) voxel);
     features thinner than ~1.4 sigma vanish. Box faces are not counted."""
-    table = _phase_table(phases)
-    voxel = _voxel(voxel_size_um)
+    table = phase_table(phases)
+    voxel = contract.voxel_size_um(voxel_size_um)
     areas = _isosurface_area(labels, [(s["label"],) for s in table.values()], voxel,
                              smoothing_voxels, slab_voxels)
     return dict(zip(table, areas))
@@ -93,8 +97,8 @@ def interface_areas(labels, phases: dict, voxel_size_um, *, surface_areas_um2: d
     number of phases) S_ab = ½ (S_a + S_b − S_(a∪b)): the surface of the union a∪b is the
     surface of a and of b without their common interface; with three phases S_(a∪b) = S_c.
     Two phases: S_ab = S_a = S_b (mean of both)."""
-    table = _phase_table(phases)
-    voxel = _voxel(voxel_size_um)
+    table = phase_table(phases)
+    voxel = contract.voxel_size_um(voxel_size_um)
     names = list(table)
     s = surface_areas_um2 or phase_surface_areas(labels, table, voxel,
                                                  smoothing_voxels=smoothing_voxels,
@@ -123,7 +127,7 @@ def particle_contact_area(particles: np.ndarray, voxel_size_um) -> dict:
     Returns contact_area_um2, particles_surface_area_um2 (Σ S_i) and
     contact_fraction = 2·A_contact / Σ S_i (share of the particles' surface touching another
     particle of the same phase)."""
-    voxel = _voxel(voxel_size_um)
+    voxel = contract.voxel_size_um(voxel_size_um)
     particles = np.asarray(particles)
     shape = particles.shape
     total = 0.0

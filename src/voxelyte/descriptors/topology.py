@@ -5,7 +5,7 @@ import numpy as np
 from scipy import ndimage
 
 from voxelyte.errors import InputError
-from voxelyte.descriptors._common import AXES, _axis_index, _load, _phase_table
+from voxelyte.contract import AXES, axis_index, load_labels, phase_table
 
 
 def connectivity(labels, phases: dict, *, connectivity_order: int = 1,
@@ -18,9 +18,9 @@ def connectivity(labels, phases: dict, *, connectivity_order: int = 1,
     pixels on that face whose component does not reach the opposite face
     (``surface_unconnected_<axis>_<start|end>``: what an SSRM scan of that face with the
     counter electrode on the opposite one sees as isolated). Returns {phase: {...}}."""
-    table = _phase_table(phases)
-    arr = _load(labels)
-    normal = _axis_index(electrode_normal_axis)
+    table = phase_table(phases)
+    arr = load_labels(labels)
+    normal = axis_index(electrode_normal_axis)
     if current_collector_side not in ("start", "end"):
         raise InputError("unknown current-collector side", field="current_collector_side",
                          expected="start or end", found=current_collector_side)
