@@ -224,3 +224,29 @@ def test_stage_schema_defaults_match_library_defaults():
     signature = inspect.signature(descriptors.compute_descriptors).parameters
     for key, value in defaults["descriptors"].items():
         assert signature[key].default == value, key
+
+
+def test_measured_values_come_from_a_literature_table(tmp_path, stack_file):
+    table = tmp_path / "lit.yaml"
+    table.write_text(yaml.safe_dump({"source": "Paper 2024", "entries": {
+        "A": {"sigma_eff_electronic_S_cm": 0.015, "sigma_eff_ionic_S_cm": 5e-5}}}))
+    data = real_sample(stack_file)
+    data["measured"] = {"table": "lit.yaml", "entry": "A", "sigma_eff_ionic_S_cm": 1e-4}
+    s = config.load_sample(write(tmp_path, data))
+    assert s.config["measured"] == {"sigma_eff_electronic_S_cm": 0.015,
+                                    "sigma_eff_ionic_S_cm": 1e-4, "reference": "Paper 2024"}
+    data["measured"] = {"table": "lit.yaml", "entry": "B"}
+    with pytest.raises(InputError, match="entry not in the literature table") as err:
+        config.load_sample(write(tmp_path, data))
+    assert "measured.entry" in str(err.value) and "'A'" in str(err.value)
+    data["measured"] = {"table": "lit.yaml"}
+    with pytest.raises(InputError, match="measured"):
+        config.load_sample(write(tmp_path, data))
+
+
+def test_demo_samples_read_the_shipped_literature_table():
+    study = config.load_study("config/config.yaml", check_files=False)
+    measured = {n: s.config["measured"] for n, s in study.samples.items()}
+    # Minnmann et al. 2024 (Fig. 2c/d): no ionic value for BM01
+    assert measured["BM10"]["sigma_eff_ionic_S_cm"] == 0.05e-3
+    assert "sigma_eff_ionic_S_cm" not in measured["BM01"]

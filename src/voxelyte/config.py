@@ -22,7 +22,7 @@ import jsonschema
 import yaml
 
 from .errors import InputError
-from .io import FOLDER_FORMATS
+from .ingest import FOLDER_FORMATS
 
 SCHEMA_NAMES = ("config", "sample")
 #: Label convention of generated phantoms (voxelyte.phantom writes these labels).
@@ -215,10 +215,6 @@ class Sample:
     def phases(self) -> dict:
         return self.config["phases"]
 
-    @property
-    def channel_names(self) -> list[str]:
-        return [c["name"] for c in self.inputs]
-
 
 @dataclass
 class Study:
@@ -268,6 +264,9 @@ def load_sample(path: str | Path, *, name: str | None = None, study_stages: dict
     _check_nominal(cfg, name, source)
     _check_crop(cfg, name, source)
     _check_annotations(cfg, name, source)
+    if cfg.get("measured", {}).get("table"):
+        cfg["measured"] = measured_from_table(cfg["measured"], base=path.parent, sample=name,
+                                              source=source)
 
     if phantom is not None:
         if phantom_dir is None:
@@ -292,6 +291,43 @@ def load_sample(path: str | Path, *, name: str | None = None, study_stages: dict
     hashed["stages"] = stages
     return Sample(name=name, source=path, config=cfg, inputs=inputs, voxel_size_um=voxel,
                   stages=stages, phantom=phantom, config_hash=config_hash(hashed))
+
+
+def measured_from_table(measured: dict, *, base: Path, sample: str, source: str) -> dict:
+    """The sample's measured values, filled from a literature table.
+
+    Parameters
+    ----------
+    measured : dict
+        The sample file's ``measured`` with ``table`` (YAML path, relative to ``base``) and
+        ``entry``; values given next to them win over the table's.
+    base : Path
+        The sample file's folder.
+    sample, source : str
+        Named in errors.
+
+    Returns
+    -------
+    dict
+        ``measured`` without ``table`` / ``entry``, with the entry's values and ``reference``
+        (the table's ``source`` unless given).
+    """
+    table_path = Path(measured["table"])
+    table_path = table_path if table_path.is_absolute() else base / table_path
+    table = load_yaml(table_path, sample=sample)
+    entries = table.get("entries")
+    if not isinstance(entries, dict) or measured["entry"] not in entries:
+        raise InputError("entry not in the literature table", sample=sample, source=source,
+                         field="measured.entry",
+                         expected=f"one of {sorted(entries) if isinstance(entries, dict) else []}"
+                                  f" in {table_path}", found=measured["entry"])
+    given = {k: v for k, v in measured.items() if k not in ("table", "entry")}
+    out = dict(entries[measured["entry"]], **given)
+    if table.get("source") and "reference" not in given:
+        out["reference"] = str(table["source"])
+    schema = dict(load_schema("sample")["properties"]["measured"])
+    validate(out, schema, source=str(table_path), sample=sample, fill_defaults=False)
+    return out
 
 
 def _check_phases(cfg: dict, name: str, source: str) -> None:
