@@ -21,6 +21,17 @@ def run_snakemake(repo_root: Path, *args: str, cwd: Path | None = None) -> subpr
                           timeout=900)
 
 
+def demo_sample(repo_root: Path, name: str = "BM10") -> dict:
+    """A demo sample file's content, its literature table path made absolute (the copy is
+    written elsewhere)."""
+    path = repo_root / "config" / "samples" / f"{name}.yaml"
+    sample = yaml.safe_load(path.read_text())
+    measured = sample.get("measured") or {}
+    if measured.get("table"):
+        measured["table"] = str((path.parent / measured["table"]).resolve())
+    return sample
+
+
 def write_study(tmp_path: Path, study: str, samples: dict[str, dict]) -> Path:
     """Write sample files and a study config (results under tmp_path/results); return its path."""
     for name, sample in samples.items():
@@ -40,15 +51,15 @@ def test_dry_run_of_the_default_study(repo_root, tmp_path):
     done = run_snakemake(repo_root, "-n", "--cores", "2", "--config",
                          f"results_dir={tmp_path / 'results'}")
     assert done.returncode == 0, done.stderr + done.stdout
-    for rule in ("phantom", "ingest", "register", "preprocess", "segment", "descriptors",
-                 "provenance"):
+    for rule in ("phantom", "ingest", "register", "preprocess", "segment", "evaluate",
+                 "descriptors", "provenance"):
         assert rule in done.stdout
     for sample in ("BM10", "BM03", "BM01"):
         assert f"demo/{sample}/raw.zarr" in done.stdout
 
 
 def test_dry_run_reports_a_bad_config(repo_root, tmp_path):
-    sample = yaml.safe_load((repo_root / "config/samples/BM10.yaml").read_text())
+    sample = demo_sample(repo_root)
     sample["phantom"]["cam_volume_fraction"] = "half"
     done = run_snakemake(repo_root, "-n", "--cores", "1", "--configfile",
                          str(write_study(tmp_path, "bad", {"S": sample})))
@@ -58,7 +69,7 @@ def test_dry_run_reports_a_bad_config(repo_root, tmp_path):
 
 @pytest.mark.slow
 def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
-    sample = yaml.safe_load((repo_root / "config/samples/BM10.yaml").read_text())
+    sample = demo_sample(repo_root)
     sample["phantom"].update(shape_zyx=[24, 40, 48], cam_d50_um=1.2, se_d50_um=1.6)
     sample["stages"] = {"ingest": {"chunks_zyx": [5, 1024, 1024]},
                         "transport": {"axes": ["z", "x"], "random_walk": {
@@ -85,7 +96,7 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
     doc = json.loads((out / "provenance.json").read_text())
     assert {(r["rule"], r["sample"]) for r in doc["runs"]} == {
         (rule, "tiny") for rule in ("phantom", "ingest", "register", "preprocess", "segment",
-                                    "descriptors", "transport", "ssrm", "report")}
+                                    "evaluate", "descriptors", "transport", "ssrm", "report")}
     ingest = next(r for r in doc["runs"] if r["rule"] == "ingest")
     assert [i["name"] for i in ingest["inputs"]] == ["BSE", "SE"]
     assert all(len(i["sha256"]) == 64 for i in ingest["inputs"])
@@ -106,7 +117,13 @@ def test_tiny_phantom_study_runs_end_to_end(repo_root, tmp_path):
     assert labels["labels"].dtype == np.uint8 and labels["labels"].dims == ("z", "y", "x")
     np.testing.assert_array_equal(labels["x"].values, corrected["x"].values)
     segmented = json.loads((out / "tiny" / "segment" / "segmentation.json").read_text())
-    assert segmented["method"] == "trainable" and "score_registered_frame" in segmented
+    assert segmented["method"] == "trainable" and "score_registered_frame" not in segmented
+
+    # evaluate: the phantom's scores (drift error, IoU on the truth grid) in their own stage
+    scores = json.loads((out / "tiny" / "evaluate" / "evaluation.json").read_text())
+    assert scores["registration"]["drift_error_slices"] == 24
+    for frame in ("score_truth_grid", "score_registered_frame", "score_plain_frame"):
+        assert 0.5 < scores["segmentation"][frame]["iou"]["CAM"] <= 1
 
     # descriptors of the segmented labels: volume fractions equal the segmentation's
     summary = json.loads((out / "tiny" / "descriptors" / "descriptors.json").read_text())

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_workflow import run_snakemake, write_study
+from test_workflow import demo_sample, run_snakemake, write_study
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def tiny_sample(repo_root: Path, seed: int, shape=(16, 32, 32)) -> dict:
-    sample = yaml.safe_load((repo_root / "config/samples/BM10.yaml").read_text())
+    sample = demo_sample(repo_root)
     sample["phantom"].update(seed=seed, shape_zyx=list(shape), cam_d50_um=1.0, se_d50_um=1.2)
     sample["stages"] = {"ingest": {"chunks_zyx": [4, 1024, 1024]}}
     return sample

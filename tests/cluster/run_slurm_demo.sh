@@ -98,6 +98,7 @@ import sys, yaml, pathlib
 repo, scratch = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 for name, se in (("big_se", 3.7), ("small_se", 2.45)):
     sample = yaml.safe_load((repo / "config/samples/BM10.yaml").read_text())
+    sample["measured"]["table"] = str((repo / "config/samples" / sample["measured"]["table"]).resolve())
     sample["phantom"].update(shape_zyx=[48, 64, 64], se_d50_um=se)
     (scratch / f"{name}.yaml").write_text(yaml.safe_dump(sample))
 for mode in ("slurm", "local"):
