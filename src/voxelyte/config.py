@@ -32,7 +32,18 @@ PHANTOM_CHANNELS = ("BSE", "SE")
 
 @lru_cache(maxsize=None)
 def load_schema(name: str) -> dict:
-    """The JSON schema ``<name>.schema.yaml`` shipped with the package (also in workflow/schemas)."""
+    """The JSON schema ``<name>.schema.yaml`` shipped with the package (also in workflow/schemas).
+
+    Parameters
+    ----------
+    name : str
+        Schema name, one of ``SCHEMA_NAMES`` (``'config'`` or ``'sample'``).
+
+    Returns
+    -------
+    dict
+        The parsed schema (cached; do not modify). An unknown name raises KeyError.
+    """
     if name not in SCHEMA_NAMES:
         raise KeyError(f"unknown schema {name!r}; known: {SCHEMA_NAMES}")
     text = resources.files("voxelyte").joinpath("schemas", f"{name}.schema.yaml").read_text()
@@ -40,7 +51,18 @@ def load_schema(name: str) -> dict:
 
 
 def schema_path(name: str) -> Path:
-    """Filesystem path of a packaged schema (for Snakemake's ``validate``)."""
+    """Filesystem path of a packaged schema (for Snakemake's ``validate``).
+
+    Parameters
+    ----------
+    name : str
+        Schema name, e.g. ``'config'`` or ``'sample'``.
+
+    Returns
+    -------
+    Path
+        Path of ``schemas/<name>.schema.yaml`` inside the installed package.
+    """
     return Path(str(resources.files("voxelyte").joinpath("schemas", f"{name}.schema.yaml")))
 
 
@@ -114,8 +136,27 @@ def _field_path(parts) -> str:
 
 def validate(instance: Any, schema: dict, *, source: str, sample: str | None = None,
              fill_defaults: bool = True) -> Any:
-    """Validate ``instance`` against ``schema`` (filling defaults in place when asked) and raise
-    one :class:`InputError` naming ``source`` and the failing field."""
+    """Validate ``instance`` against ``schema``, filling defaults in place when asked.
+
+    Parameters
+    ----------
+    instance : any
+        The data to check (e.g. a loaded YAML mapping); modified in place when filling defaults.
+    schema : dict
+        A Draft-7 JSON schema.
+    source : str
+        File the data came from, named in errors.
+    sample : str, optional
+        Sample name, named in errors.
+    fill_defaults : bool
+        Fill the ``default`` of every absent property while validating.
+
+    Returns
+    -------
+    any
+        ``instance`` (defaults filled). The first failing field raises one :class:`InputError`
+        naming ``source`` and the field, with what was expected and what was found.
+    """
     validator_class = _FILLING_VALIDATOR if fill_defaults else jsonschema.Draft7Validator
     error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(instance))
     if error is None:
@@ -144,7 +185,21 @@ def validate(instance: Any, schema: dict, *, source: str, sample: str | None = N
 
 
 def load_yaml(path: str | Path, *, sample: str | None = None) -> dict:
-    """Read a YAML mapping; a missing file, bad syntax or a non-mapping raise InputError."""
+    """Read a YAML mapping.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+    sample : str, optional
+        Sample name, named in errors.
+
+    Returns
+    -------
+    dict
+        The mapping (an empty file gives ``{}``). A missing file, bad syntax or a non-mapping
+        raise InputError.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", sample=sample, source=str(path))
@@ -161,7 +216,20 @@ def load_yaml(path: str | Path, *, sample: str | None = None) -> dict:
 
 
 def deep_merge(base: dict, override: dict) -> dict:
-    """A copy of ``base`` with ``override`` merged in recursively (override wins)."""
+    """A copy of ``base`` with ``override`` merged in recursively (override wins).
+
+    Parameters
+    ----------
+    base : dict
+        The mapping to start from (not modified).
+    override : dict
+        Values that replace those of ``base``; nested mappings are merged key by key.
+
+    Returns
+    -------
+    dict
+        A deep copy holding the merged values.
+    """
     out = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
@@ -172,24 +240,61 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def stage_defaults() -> dict:
-    """Every stage's parameters with only schema defaults."""
+    """Every stage's parameters with only schema defaults.
+
+    Returns
+    -------
+    dict
+        Stage name -> parameters, as :func:`resolve_stages` gives them for empty input.
+    """
     return resolve_stages({}, {}, source="<defaults>")
 
 
 def phantom_schema() -> dict:
-    """The schema of a sample file's ``phantom`` section, standalone."""
+    """The schema of a sample file's ``phantom`` section, standalone.
+
+    Returns
+    -------
+    dict
+        The ``phantom`` definition of the sample schema with the schema's ``definitions``.
+    """
     definitions = load_schema("sample")["definitions"]
     return dict(definitions["phantom"], definitions=definitions)
 
 
 def phantom_defaults() -> dict:
-    """Phantom parameters with only schema defaults."""
+    """Phantom parameters with only schema defaults.
+
+    Returns
+    -------
+    dict
+        The ``phantom`` section as validation fills it from an empty mapping.
+    """
     return validate({}, phantom_schema(), source="<defaults>")
 
 
 def resolve_stages(study_stages: dict, sample_stages: dict, *, source: str,
                    sample: str | None = None) -> dict:
-    """Merge study and sample stage parameters over the schema defaults and validate the result."""
+    """Merge study and sample stage parameters over the schema defaults and validate the result.
+
+    Order of precedence: schema defaults < ``study_stages`` < ``sample_stages``.
+
+    Parameters
+    ----------
+    study_stages : dict
+        The study config's ``stages``.
+    sample_stages : dict
+        The sample file's ``stages``.
+    source : str
+        File named in errors.
+    sample : str, optional
+        Sample name, named in errors.
+
+    Returns
+    -------
+    dict
+        Stage name -> validated parameters, every stage present, defaults filled.
+    """
     definitions = load_schema("sample")["definitions"]
     schema = dict(definitions["stages"], definitions=definitions)
     merged = deep_merge(study_stages, sample_stages)
@@ -232,7 +337,18 @@ class Study:
 
 
 def config_hash(data: Any) -> str:
-    """sha256 of the canonical JSON of a config mapping."""
+    """sha256 of the canonical JSON of a config mapping.
+
+    Parameters
+    ----------
+    data : any
+        A config mapping; keys sorted, compact separators, non-JSON values as ``str``.
+
+    Returns
+    -------
+    str
+        Hexadecimal sha256 digest.
+    """
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -242,8 +358,25 @@ def load_sample(path: str | Path, *, name: str | None = None, study_stages: dict
                 phantom_dir: str | Path | None = None, check_files: bool = True) -> Sample:
     """Load and validate one sample file.
 
-    ``phantom_dir`` is where a phantom sample's generated stacks go (required for phantom
-    samples); relative input paths are resolved against the sample file's folder.
+    Parameters
+    ----------
+    path : str or Path
+        The sample file; relative input paths are resolved against its folder.
+    name : str, optional
+        Sample name (default: the file's stem).
+    study_stages : dict, optional
+        The study's stage parameters (the sample file's ``stages`` win over them).
+    phantom_dir : str or Path, optional
+        Where a phantom sample's generated stacks go (required for phantom samples).
+    check_files : bool
+        Check that every input file or folder exists.
+
+    Returns
+    -------
+    Sample
+        The validated config (defaults filled), absolute inputs, voxel size, merged stage
+        parameters, phantom parameters and the config hash (``resources`` are not hashed: they
+        say where and how a rule runs, not what it computes). Problems raise InputError.
     """
     path = Path(path)
     name = name or path.stem
@@ -432,8 +565,25 @@ def _resolve_inputs(channels: list[dict], base: Path, name: str, source: str,
 
 def load_study(config: dict | str | Path, *, workdir: str | Path = ".",
                source: str = "config/config.yaml", check_files: bool = True) -> Study:
-    """Validate a study config (a mapping, e.g. Snakemake's ``config``, or a YAML path) and load
-    every sample file it names. Relative paths are relative to ``workdir``."""
+    """Validate a study config and load every sample file it names.
+
+    Parameters
+    ----------
+    config : dict or str or Path
+        The study config: a mapping (e.g. Snakemake's ``config``) or a YAML path.
+    workdir : str or Path
+        Relative paths (results folder, sample files) are relative to it.
+    source : str
+        File named in errors when ``config`` is a mapping.
+    check_files : bool
+        Check that every sample's input files exist.
+
+    Returns
+    -------
+    Study
+        The validated study with every :class:`Sample` loaded (phantom stacks go to
+        ``<results_dir>/<study>/<sample>/phantom``).
+    """
     workdir = Path(workdir)
     if isinstance(config, (str, Path)):
         source = str(config)

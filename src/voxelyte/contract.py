@@ -99,6 +99,7 @@ def volume_voxel_size_um(volume, axes=AXES) -> tuple[float, ...]:
     Returns
     -------
     tuple of float
+        Voxel size in µm per requested axis; neither attribute nor coordinates raise InputError.
     """
     sizes = volume.attrs.get("voxel_size_um")
     if isinstance(sizes, (list, tuple, np.ndarray)) and len(sizes) == 3:
@@ -125,6 +126,7 @@ def as_channel_stack(stack):
     Returns
     -------
     xarray.DataArray
+        Dimensions ``(channel, z, y, x)``; other dimensions raise InputError.
     """
     if stack.dims == ("z", "y", "x"):
         stack = stack.expand_dims(channel=["image"])
@@ -282,13 +284,34 @@ class PhaseTable(Mapping):
 
 
 def phase_table(phases) -> PhaseTable:
-    """The checked :class:`PhaseTable` of a sample file's ``phases`` entry."""
+    """The checked :class:`PhaseTable` of a sample file's ``phases`` entry.
+
+    Parameters
+    ----------
+    phases : dict or PhaseTable
+        ``{name: {label: int, ...}}`` or ``{name: int}``; a PhaseTable is returned as it is.
+
+    Returns
+    -------
+    PhaseTable
+    """
     return phases if isinstance(phases, PhaseTable) else PhaseTable(phases)
 
 
 # --------------------------------------------------------------------------- label arrays
 def volume_shape(labels) -> tuple[int, int, int]:
-    """Shape ``(nz, ny, nx)`` of a non-empty 3D array (numpy, dask or xarray)."""
+    """Shape ``(nz, ny, nx)`` of a non-empty 3D array (numpy, dask or xarray).
+
+    Parameters
+    ----------
+    labels : array_like
+        The volume.
+
+    Returns
+    -------
+    tuple of int
+        ``(nz, ny, nx)``; anything but a non-empty 3D array raises InputError.
+    """
     shape = tuple(int(s) for s in np.shape(labels)) if not hasattr(labels, "shape") \
         else tuple(int(s) for s in labels.shape)
     if len(shape) != 3 or min(shape) < 1:
@@ -298,7 +321,18 @@ def volume_shape(labels) -> tuple[int, int, int]:
 
 
 def label_data(labels):
-    """The underlying numpy / dask array of numpy, dask or xarray integer labels (no copy)."""
+    """The underlying numpy / dask array of numpy, dask or xarray integer labels (no copy).
+
+    Parameters
+    ----------
+    labels : array_like of int
+        numpy, dask or xarray labels.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        The data, not loaded; a non-integer dtype raises InputError.
+    """
     data = getattr(labels, "data", labels) if hasattr(labels, "dims") else labels
     if not hasattr(data, "shape"):
         data = np.asarray(data)
@@ -309,7 +343,18 @@ def label_data(labels):
 
 
 def load_labels(labels) -> np.ndarray:
-    """Integer labels of numpy, dask or xarray input as one numpy array in memory."""
+    """Integer labels of numpy, dask or xarray input as one numpy array in memory.
+
+    Parameters
+    ----------
+    labels : array_like of int
+        numpy, dask or xarray labels.
+
+    Returns
+    -------
+    numpy.ndarray
+        The whole volume (numpy input is returned without a copy).
+    """
     data = label_data(labels)
     return data if isinstance(data, np.ndarray) else np.asarray(data.compute()
                                                                 if hasattr(data, "compute") else data)
@@ -317,8 +362,26 @@ def load_labels(labels) -> np.ndarray:
 
 def iter_blocks(labels, axis: int = 0, size: int = 64, start: int = 0, stop: int | None = None,
                 step: int = 1):
-    """Yield ``(first index, numpy block)`` along ``axis``; dask / xarray input is read block by
-    block. ``step`` keeps every step-th plane (block starts are multiples of ``step``)."""
+    """Blocks of planes along one axis; dask / xarray input is read block by block.
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels.
+    axis : int
+        Axis index along which to cut blocks.
+    size : int
+        Planes per block (rounded down to a multiple of ``step``, at least ``step``).
+    start, stop : int
+        Plane range (``stop`` None: to the end).
+    step : int
+        Keep every step-th plane (block starts are multiples of ``step``).
+
+    Yields
+    ------
+    tuple of (int, numpy.ndarray)
+        ``(first index, numpy block)``.
+    """
     data = label_data(labels)
     n = data.shape[axis] if stop is None else stop
     size = max(step, size - size % step)
@@ -341,7 +404,9 @@ def volume_fractions(labels, phases, *, slab_voxels: int = 64,
     labels : array_like of int, (z, y, x)
         numpy, dask or xarray; read in slabs of ``slab_voxels`` planes.
     phases : dict or PhaseTable
+        The sample's phase table.
     slab_voxels : int
+        Planes read at a time (memory).
     unassigned : bool
         Add the key ``"unassigned"``: the fraction of voxels whose label is in no phase.
 
@@ -371,9 +436,27 @@ def volume_fractions(labels, phases, *, slab_voxels: int = 64,
 
 
 def distance_um(mask: np.ndarray, voxel) -> np.ndarray:
-    """Euclidean distance (µm, float32) of each True voxel to the nearest False voxel; the box
-    boundary is not background. Exact anisotropic EDT (``edt`` package, Felzenszwalb &
-    Huttenlocher 2012, Theory Comput. 8, 415)."""
+    """Euclidean distance (µm) of each True voxel to the nearest False voxel.
+
+    The box boundary is not background. Exact anisotropic EDT (``edt`` package).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool, (z, y, x)
+        The phase.
+    voxel : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+
+    Returns
+    -------
+    numpy.ndarray of float32
+        Distance in µm (0 outside the mask). Without any background, every voxel holds the box
+        extent (largest n · voxel size).
+
+    References
+    ----------
+    Felzenszwalb & Huttenlocher 2012, Theory Comput. 8, 415 (distance transform).
+    """
     import edt
 
     if mask.all():                       # no background at all: distance = the box extent
@@ -393,6 +476,7 @@ def to_jsonable(value: Any) -> Any:
     Parameters
     ----------
     value : any
+        The value to convert (recursively).
 
     Returns
     -------
@@ -422,6 +506,7 @@ def atomic_write(path, write: Callable[[Path], Any]) -> Path:
     Parameters
     ----------
     path : str or Path
+        The file to write (parent folders are created).
     write : callable
         Writes the file at the path it is given.
 
@@ -443,24 +528,59 @@ def atomic_write(path, write: Callable[[Path], Any]) -> Path:
 
 
 def write_text_atomic(text: str, path) -> Path:
-    """Write text (UTF-8) atomically (:func:`atomic_write`)."""
+    """Write text (UTF-8) atomically (:func:`atomic_write`).
+
+    Parameters
+    ----------
+    text : str
+        The content.
+    path : str or Path
+        The file to write.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_json_atomic(data: Any, path) -> Path:
-    """Write ``to_jsonable(data)`` as indented strict JSON atomically."""
+    """Write ``to_jsonable(data)`` as indented strict JSON atomically.
+
+    Parameters
+    ----------
+    data : any
+        Converted with :func:`to_jsonable` (non-finite floats -> ``null``).
+    path : str or Path
+        The file to write.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     text = json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n"
     return write_text_atomic(text, path)
 
 
 def write_zarr_atomic(ds, path, *, num_workers: int = 1) -> None:
-    """Write an xarray Dataset to the zarr store ``path`` (consolidated metadata) so that ``path``
-    only ever holds a complete store: write into ``<path>.tmp-<random>``, then replace.
+    """Write an xarray Dataset to the zarr store ``path`` (consolidated metadata) atomically.
 
+    ``path`` only ever holds a complete store: write into ``<path>.tmp-<random>``, then replace.
     Dask-backed variables are computed chunk by chunk with the threaded scheduler limited to
     ``num_workers``; their dask chunks define the zarr chunks, and the in-memory dtypes are
     written (encodings inherited from an opened store are dropped). On failure the temporary
     store is removed and nothing at ``path`` changes.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The data to write.
+    path : str or Path
+        The store (a folder); an existing store or file there is replaced.
+    num_workers : int
+        Threads for dask and zarr.
     """
     import dask
     import zarr
@@ -565,7 +685,18 @@ ARTEFACTS: dict[str, Artefact] = {
 
 
 def artefact(key: str) -> Artefact:
-    """The registered artefact ``key`` (KeyError names the known keys)."""
+    """The registered artefact ``key``.
+
+    Parameters
+    ----------
+    key : str
+        A key of ``ARTEFACTS``.
+
+    Returns
+    -------
+    Artefact
+        An unknown key raises KeyError naming the known keys.
+    """
     try:
         return ARTEFACTS[key]
     except KeyError:
@@ -573,5 +704,18 @@ def artefact(key: str) -> Artefact:
 
 
 def artefact_path(sample_dir, key: str) -> Path:
-    """Path of artefact ``key`` in a sample's results folder."""
+    """Path of artefact ``key`` in a sample's results folder.
+
+    Parameters
+    ----------
+    sample_dir : str or Path
+        The sample's results folder.
+    key : str
+        A key of ``ARTEFACTS``.
+
+    Returns
+    -------
+    Path
+        ``sample_dir / artefact(key).path``.
+    """
     return Path(sample_dir) / artefact(key).path

@@ -28,6 +28,18 @@ _CHUNK_BYTES = 1 << 22
 
 
 def sha256_file(path: str | Path) -> str:
+    """sha256 of one file's content, read in 4 MiB blocks.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    str
+        Hexadecimal digest.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(_CHUNK_BYTES):
@@ -36,8 +48,21 @@ def sha256_file(path: str | Path) -> str:
 
 
 def sha256_path(path: str | Path) -> str:
-    """sha256 of a file, or of a folder (e.g. a zarr store): every file's relative path and
-    content in sorted order, so the same tree always gives the same hash."""
+    """sha256 of a file, or of a folder (e.g. a zarr store).
+
+    A folder hashes every file's relative path and content in sorted order, so the same tree
+    always gives the same hash.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file or folder; anything else raises FileNotFoundError.
+
+    Returns
+    -------
+    str
+        Hexadecimal digest.
+    """
     path = Path(path)
     if path.is_file():
         return sha256_file(path)
@@ -51,6 +76,18 @@ def sha256_path(path: str | Path) -> str:
 
 
 def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str]:
+    """Versions of Python and of the given packages.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Distribution names (default ``KEY_PACKAGES``).
+
+    Returns
+    -------
+    dict
+        ``"python"`` and each name -> version string (``"not installed"`` when absent).
+    """
     out = {"python": platform.python_version()}
     for name in names:
         try:
@@ -61,7 +98,19 @@ def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str]:
 
 
 def git_state(repo_dir: str | Path | None = None) -> dict[str, Any]:
-    """Commit hash and whether the work tree has uncommitted changes (None if not a git repo)."""
+    """Commit hash and whether the work tree has uncommitted changes.
+
+    Parameters
+    ----------
+    repo_dir : str or Path, optional
+        The repository (default: the one holding this package's source).
+
+    Returns
+    -------
+    dict
+        ``{"commit": str, "dirty": bool}``; both None if not a git repo (or git is missing).
+        Untracked files do not count as changes.
+    """
     repo_dir = Path(repo_dir) if repo_dir else Path(__file__).resolve().parents[2]
 
     def git(*args: str) -> str | None:
@@ -82,9 +131,33 @@ def git_state(repo_dir: str | Path | None = None) -> dict[str, Any]:
 def make_record(*, rule: str, sample: str | None, inputs: Mapping[str, Any] | Iterable[Any],
                 outputs: Iterable[Any], params: Mapping[str, Any] | None = None,
                 config_hash: str | None = None, repo_dir: str | Path | None = None) -> dict:
-    """A provenance record for one rule run. ``inputs`` maps names to paths (or is a list of
-    paths); each is hashed with :func:`sha256_path`. ``config_hash``: sha256 of the part of the
-    sample config the rule reads (recorded as ``sample_config_sha256``)."""
+    """A provenance record for one rule run.
+
+    Parameters
+    ----------
+    rule : str
+        The rule name.
+    sample : str or None
+        The sample wildcard (None for study-wide rules).
+    inputs : mapping or iterable
+        Names -> paths (a value may be a list of paths), or a list of paths; each is hashed with
+        :func:`sha256_path`.
+    outputs : iterable
+        Output paths (recorded, not hashed).
+    params : mapping, optional
+        The rule's parameters (converted with :func:`to_jsonable`).
+    config_hash : str, optional
+        sha256 of the part of the sample config the rule reads (recorded as
+        ``sample_config_sha256``).
+    repo_dir : str or Path, optional
+        Repository for :func:`git_state`.
+
+    Returns
+    -------
+    dict
+        rule, sample, inputs (name, path, sha256), outputs, params, sample_config_sha256,
+        voxelyte_version, git, packages, host and created_utc (UTC, ISO 8601).
+    """
     items = inputs.items() if isinstance(inputs, Mapping) else ((str(p), p) for p in inputs)
     hashed = []
     for name, value in items:
@@ -106,7 +179,18 @@ def make_record(*, rule: str, sample: str | None, inputs: Mapping[str, Any] | It
 
 
 def read_benchmark(path: str | Path) -> dict[str, Any] | None:
-    """Snakemake's benchmark TSV (one row per repeat) as a dict of the first row, numbers parsed."""
+    """Snakemake's benchmark TSV (one row per repeat) as a dict of the first row, numbers parsed.
+
+    Parameters
+    ----------
+    path : str or Path
+        The benchmark file.
+
+    Returns
+    -------
+    dict or None
+        Column -> value (float where it parses); None for a missing or empty file.
+    """
     path = Path(path)
     if not path.is_file():
         return None
@@ -126,9 +210,29 @@ def read_benchmark(path: str | Path) -> dict[str, Any] | None:
 def gather(records: Iterable[str | Path], benchmarks: Mapping[str, str | Path], *, study: str,
            out_path: str | Path, study_config: Mapping[str, Any] | None = None,
            samples: Mapping[str, Any] | None = None) -> dict:
-    """Join per-rule records and benchmark figures (``{"<rule>/<sample>": tsv path}``) of a study
-    into one document, written atomically to ``out_path``. ``samples``: per sample its file and
-    the sha256 of its whole validated config."""
+    """Join per-rule records and benchmark figures of a study into one document.
+
+    Parameters
+    ----------
+    records : iterable of str or Path
+        The per-rule provenance JSON files.
+    benchmarks : mapping
+        ``{"<rule>/<sample>": tsv path}`` (:func:`read_benchmark`).
+    study : str
+        The study name.
+    out_path : str or Path
+        Where the document is written atomically.
+    study_config : mapping, optional
+        The validated study config.
+    samples : mapping, optional
+        Per sample its file and the sha256 of its whole validated config.
+
+    Returns
+    -------
+    dict
+        The document written: study, study_config, samples, voxelyte_version, git, packages,
+        created_utc and the runs (each with its ``benchmark``), sorted by sample and rule.
+    """
     runs = [json.loads(Path(p).read_text()) for p in records]
     figures = {key: read_benchmark(path) for key, path in benchmarks.items()}
     for run in runs:

@@ -20,6 +20,20 @@ THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 
 def setup_logging(log_path: str | None, level: int = logging.INFO) -> logging.Logger:
+    """Log to stderr and, if given, to the rule's log file (overwritten).
+
+    Parameters
+    ----------
+    log_path : str or None
+        The log file (None: stderr only).
+    level : int
+        Logging level.
+
+    Returns
+    -------
+    logging.Logger
+        The ``voxelyte`` logger.
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         handlers.append(logging.FileHandler(log_path, mode="w"))
@@ -29,8 +43,18 @@ def setup_logging(log_path: str | None, level: int = logging.INFO) -> logging.Lo
 
 
 def run(smk: Any, main: Callable[[Any, logging.Logger], None]) -> None:
-    """Run a stage's ``main(snakemake, log)``: log to ``snakemake.log[0]``, honour
-    ``snakemake.threads``, and turn :class:`InputError` into one message and exit status 1."""
+    """Run a stage's ``main(snakemake, log)``.
+
+    Logs to ``snakemake.log[0]``, honours ``snakemake.threads`` (thread environment variables and
+    threadpool limits), and turns :class:`InputError` into one message and exit status 1.
+
+    Parameters
+    ----------
+    smk : object
+        Snakemake's ``snakemake`` object (duck-typed).
+    main : callable
+        The stage's ``main(snakemake, log)``.
+    """
     for var in THREAD_ENV_VARS:
         os.environ.setdefault(var, str(smk.threads))
     log = setup_logging(smk.log[0] if len(smk.log) else None)
@@ -46,8 +70,27 @@ def run(smk: Any, main: Callable[[Any, logging.Logger], None]) -> None:
 
 
 def stage_record(smk: Any, *, inputs, outputs, params) -> dict:
-    """The provenance record of this job (:func:`provenance.make_record` with the job's rule,
-    sample wildcard, sample-config hash and repository)."""
+    """The provenance record of this job.
+
+    :func:`provenance.make_record` with the job's rule, sample wildcard, sample-config hash and
+    repository.
+
+    Parameters
+    ----------
+    smk : object
+        Snakemake's ``snakemake`` object (duck-typed).
+    inputs : mapping or iterable
+        Input names -> paths, or a list of paths (hashed).
+    outputs : iterable
+        Output paths.
+    params : mapping
+        The job's parameters.
+
+    Returns
+    -------
+    dict
+        The provenance record.
+    """
     return provenance.make_record(
         rule=smk.rule, sample=smk.wildcards.sample, inputs=inputs, outputs=outputs,
         params=params, config_hash=smk.params.config_hash,
@@ -55,8 +98,24 @@ def stage_record(smk: Any, *, inputs, outputs, params) -> dict:
 
 
 def save_results(smk: Any, dataset, store, record: dict, summary: dict | None = None) -> None:
-    """Write the stage's dataset with its record in the attrs atomically to ``store``, then the
-    summary (``smk.output.summary``) and the record (``smk.output.record``) as JSON."""
+    """Write the stage's dataset, its summary and its provenance record atomically.
+
+    The dataset, with the record in its attrs, goes to ``store``; then the summary
+    (``smk.output.summary``) and the record (``smk.output.record``) as JSON.
+
+    Parameters
+    ----------
+    smk : object
+        Snakemake's ``snakemake`` object (duck-typed; ``threads`` limit the zarr writer).
+    dataset : xarray.Dataset
+        The stage's volume.
+    store : str or Path
+        The zarr store to write.
+    record : dict
+        The provenance record (:func:`stage_record`).
+    summary : dict, optional
+        The stage's summary (None: not written).
+    """
     dataset.attrs["provenance"] = record
     contract.write_zarr_atomic(dataset, store, num_workers=smk.threads)
     if summary is not None:

@@ -3,24 +3,12 @@
 Everything works on a label array (z, y, x) and a phase table ``{name: {"label": int,
 "density_g_cm3": float, ...}}`` (the sample file's ``phases``). Lengths are µm, areas µm²,
 specific areas µm⁻¹ (per total volume) and m² g⁻¹ (per mass), all from the per-axis voxel size
-``(dz, dy, dx)`` in µm, so anisotropic voxels enter every length and area.
+``(dz, dy, dx)`` in µm, so anisotropic voxels enter every length and area. Local descriptors
+read the labels in slabs (memory set by the slab, not the depth); connectivity, local
+thickness, granulometry and watershed separation hold the whole volume.
 
-Memory. Local descriptors read the labels in slabs of ``slab_voxels`` planes (numpy, dask or
-xarray input), so their memory depends on the slab, not on the depth: volume fractions,
-through-thickness profiles, 2D slice statistics, chords, directional two-point correlation and
-marching-cubes surface areas (marching cubes is local: each cell needs its 8 corners, plus the
-smoothing halo). Global descriptors hold the whole volume. Measured on a 400³ phantom
-(benchmarks/descriptors_scale.py, peak RSS above the 119 MiB interpreter baseline, 64-plane
-slabs): surfaces ~45 bytes per slab voxel (490 MiB), 2D slices ~30 (305 MiB), two-point
-correlation ~30 (310 MiB), chords and fractions < 130 MiB; connectivity ~13 bytes/voxel of the
-volume, local thickness + granulometry ~18 per phase (run one phase at a time), watershed
-separation ~32 (1.9 GiB for 400³); compute_descriptors peaks at the watershed (2.1 GiB,
-320 s on 2 shared cores for 400³).
-
-Literature: Minnmann et al. 2024 (volume fractions, marching-cubes areas, Eq. 1 interface areas,
-specific areas per CAM mass, chord-length distributions), Etiemble et al. 2017 (granulometry,
-local thickness, watershed particle sizes, through-thickness profiles with mean / RSD / slope),
-Gamo et al. SI Tables S1/S2 (2D slice descriptors).
+Literature: Minnmann et al. 2024, Etiemble et al. 2017, Gamo et al. SI (each module names
+what it takes from which).
 """
 from __future__ import annotations
 

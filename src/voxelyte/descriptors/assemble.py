@@ -38,23 +38,45 @@ def compute_descriptors(labels, *, voxel_size_um, phases: dict,
     labels : array_like of int, (z, y, x)
         numpy, dask or xarray labels.
     voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
     phases : dict
         The sample's phase table.
     nominal_composition : dict, optional
         ``volume_fraction`` or ``mass_fraction`` (+ densities) of the sample file.
-    electrode_normal_axis, current_collector_side
-        The electrode normal and the side of the current collector.
+    electrode_normal_axis : str or int
+        The electrode normal.
+    current_collector_side : {'start', 'end'}
+        The side of the current collector along the normal.
     mass_reference_phase : str, optional
         Phase whose mass normalises specific interface areas (absent or without a positive
         density: per-mass interface areas are left out).
-    chord_step_voxels, surface_smoothing_voxels, connectivity_order, slice_axis,
-    min_particle_area_px, n_sizes, watershed_min_distance_um, watershed_smoothing_voxels,
-    two_point_max_lag_um, pore_phase, slab_voxels
-        Settings of the single descriptors (see each function and the schema).
+    chord_step_voxels : int
+        Spacing of the chord test lines (voxels; :func:`chord_lengths`).
+    surface_smoothing_voxels : float
+        Gaussian sigma of the marching-cubes indicator, in smallest voxel sizes
+        (:func:`phase_surface_areas`).
+    connectivity_order : int
+        1 = faces, 2 = + edges, 3 = + corners (:func:`connectivity`).
+    slice_axis : str or int
+        Axis normal to the 2D slices (:func:`slice_descriptors_2d`).
+    min_particle_area_px : int
+        Smallest 2D particle counted (pixels).
     size_phases : list of str, optional
         Phases for local thickness, granulometry and two-point correlation (None: all).
+    n_sizes : int
+        Number of ball radii of local thickness and granulometry.
     particle_phase : str, optional
         Phase separated into watershed particles (None or absent: skipped).
+    watershed_min_distance_um : float
+        Smallest distance between watershed markers (µm; :func:`separate_particles`).
+    watershed_smoothing_voxels : float
+        Gaussian sigma of the distance smoothing before the watershed, in smallest voxel sizes.
+    two_point_max_lag_um : float, optional
+        Largest two-point correlation distance (µm; None: the box).
+    pore_phase : str
+        Phase that receives the nominal geometric porosity.
+    slab_voxels : int
+        Planes read at a time by the slab-wise descriptors (memory). See the schema for defaults.
 
     Returns
     -------

@@ -22,11 +22,36 @@ def _run_lengths(lines: np.ndarray) -> np.ndarray:
 
 def chord_lengths(labels, phases: dict, voxel_size_um, *, step_voxels: int = 2,
                   slab_voxels: int = 64) -> dict[tuple[str, str], np.ndarray]:
-    """Chord-length counts per phase and axis (Minnmann et al. 2024): chords = maximal runs of
-    the phase along test lines parallel to the axis, lines on every ``step_voxels``-th
-    position of both other axes, chords touching the volume boundary discarded.
-    Returns {(phase, axis): counts} with counts[k] = number of chords of k voxels
-    (length k · voxel size along that axis, µm)."""
+    """Chord-length counts per phase and axis.
+
+    Chords are maximal runs of the phase along test lines parallel to the axis; lines lie on
+    every ``step_voxels``-th position of both other axes; chords touching the volume boundary are
+    discarded. Read slab-wise.
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels.
+    phases : dict or PhaseTable
+        The sample's phase table.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm (the counts are in voxels; see :func:`chord_length_summary`).
+    step_voxels : int
+        Spacing of the test lines (voxels) along both other axes.
+    slab_voxels : int
+        Planes read at a time (memory).
+
+    Returns
+    -------
+    dict
+        ``{(phase, axis): counts}`` with ``counts[k]`` = number of chords of k voxels (length
+        k · voxel size along that axis, µm).
+
+    References
+    ----------
+    Minnmann et al. 2024 (chord-length distributions, chords every 2 voxels, boundary chords
+    discarded).
+    """
     table = phase_table(phases)
     shape = volume_shape(labels)
     step = max(1, int(step_voxels))
@@ -49,9 +74,28 @@ def chord_lengths(labels, phases: dict, voxel_size_um, *, step_voxels: int = 2,
 
 
 def chord_length_summary(counts: dict, voxel_size_um) -> tuple[dict, "object"]:
-    """Scalars (chord count, mean and total chord length per phase and axis and pooled over
-    the axes, µm) and the distribution table (phase, axis, chord_length_um, count) from the
-    output of ``chord_lengths``."""
+    """Chord statistics and the distribution table from the output of :func:`chord_lengths`.
+
+    Parameters
+    ----------
+    counts : dict
+        ``{(phase, axis): counts}`` from :func:`chord_lengths`.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+
+    Returns
+    -------
+    scalars : dict
+        Chord count, mean and total chord length (µm) per phase and axis and pooled over the axes
+        (``chord_count_<p>[_<axis>]``, ``mean_chord_length_<p>[_<axis>]_um``,
+        ``total_chord_length_<p>_um``; mean None without chords).
+    table : pandas.DataFrame
+        Columns phase, axis, chord_length_um, count.
+
+    References
+    ----------
+    Minnmann et al. 2024 (chord-length distributions).
+    """
     import pandas as pd
 
     voxel = contract.voxel_size_um(voxel_size_um)

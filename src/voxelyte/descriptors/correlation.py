@@ -13,13 +13,38 @@ _LINE_CHUNK = 8192
 
 def two_point_correlation(labels, phase_label: int, voxel_size_um, *, max_lag_um: float | None = None,
                           slab_voxels: int = 64):
-    """Directional two-point correlation S2(d) = P(x ∈ phase and x + d·e_axis ∈ phase) along each
-    axis (non-periodic estimator: pairs inside the box only, FFT per line; slab-wise), with
-    C(d) = (S2 − φ²)/(φ − φ²), the correlation length where C first falls to 1/e (S2 = φ² +
-    (φ − φ²)/e, linear interpolation) and the integral range ∫ C dd up to the first zero of C.
-    (PoreSpy's radially averaged two_point_correlation assumes cubic voxels; per-axis curves
-    keep anisotropic voxels exact.) Returns (DataFrame axis, distance_um, s2, c_normalized;
-    {axis: {"correlation_length_um", "integral_range_um"}})."""
+    """Directional two-point correlation of one phase along each axis, and correlation lengths.
+
+    S2(d) = P(x ∈ phase and x + d·e_axis ∈ phase), non-periodic estimator (pairs inside the box
+    only, FFT per line; slab-wise). C(d) = (S2 − φ²)/(φ − φ²); the correlation length is where C
+    first falls to 1/e (S2 = φ² + (φ − φ²)/e, linear interpolation) and the integral range is
+    ∫ C dd up to the first zero of C. (PoreSpy's radially averaged two_point_correlation assumes
+    cubic voxels; per-axis curves keep anisotropic voxels exact.)
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels.
+    phase_label : int
+        Label value of the phase.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+    max_lag_um : float, optional
+        Largest distance (µm); None: the box length − 1 voxel along each axis.
+    slab_voxels : int
+        Planes read at a time (memory).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns axis, distance_um, s2, c_normalized (NaN when φ is 0 or 1).
+    stats : dict
+        ``{axis: {"correlation_length_um", "integral_range_um"}}`` (µm; None when undefined).
+
+    References
+    ----------
+    Torquato 2002 (two-point correlation function).
+    """
     import pandas as pd
 
     voxel = contract.voxel_size_um(voxel_size_um)

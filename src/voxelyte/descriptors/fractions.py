@@ -14,7 +14,9 @@ def volume_fractions(labels, phases: dict, *, slab_voxels: int = 64) -> dict[str
     Parameters
     ----------
     labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels.
     phases : dict or PhaseTable
+        The sample's phase table.
     slab_voxels : int
         Planes read at a time.
 
@@ -23,18 +25,41 @@ def volume_fractions(labels, phases: dict, *, slab_voxels: int = 64) -> dict[str
     dict
         Phase name -> φ, and ``"unassigned"``.
 
+    See Also
+    --------
+    voxelyte.contract.volume_fractions
+
     References
     ----------
-    Minnmann et al. 2024 (volume fractions by voxel counting); :func:`voxelyte.contract.volume_fractions`.
+    Minnmann et al. 2024 (volume fractions by voxel counting).
     """
     return contract.volume_fractions(labels, phases, slab_voxels=slab_voxels, unassigned=True)
 
 
 def nominal_volume_fractions(nominal_composition: dict | None, phases: dict, *,
                              pore_phase: str = "pore") -> dict[str, float]:
-    """Nominal volume fractions from the sample file: ``volume_fraction`` as given, or mass
-    fractions converted with phase densities, φ_i = (w_i/ρ_i) / Σ_j (w_j/ρ_j) · (1 − ε_geo),
-    with ε_geo = ``porosity_geometric`` (0 when absent; then assigned to ``pore_phase``)."""
+    """Nominal volume fractions from the sample file's ``nominal_composition``.
+
+    ``volume_fraction`` as given, or mass fractions converted with phase densities,
+    φ_i = (w_i/ρ_i) / Σ_j (w_j/ρ_j) · (1 − ε_geo), with ε_geo = ``porosity_geometric`` (0 when
+    absent; when given, it is assigned to ``pore_phase``).
+
+    Parameters
+    ----------
+    nominal_composition : dict, optional
+        ``volume_fraction`` or ``mass_fraction`` ({phase: fraction}) and optionally
+        ``porosity_geometric``.
+    phases : dict or PhaseTable
+        The sample's phase table (``density_g_cm3`` in g cm⁻³, needed for mass fractions).
+    pore_phase : str
+        Phase that receives ε_geo.
+
+    Returns
+    -------
+    dict
+        Phase name -> nominal volume fraction; empty without a nominal composition. Unknown
+        phases or a missing / non-positive density raise InputError.
+    """
     if not nominal_composition:
         return {}
     table = phase_table(phases)
@@ -67,9 +92,34 @@ def nominal_volume_fractions(nominal_composition: dict | None, phases: dict, *,
 
 def through_thickness_profile(labels, phases: dict, voxel_size_um, *,
                               electrode_normal_axis="z", slab_voxels: int = 64):
-    """Phase fraction per slice along the electrode normal (Etiemble et al. 2017), slab-wise.
-    Returns (DataFrame position_um, volume_fraction_<phase>; scalars per phase: mean, RSD =
-    std/mean (population std), slope of the least-squares line (fraction per µm))."""
+    """Phase fraction per slice along the electrode normal, slab-wise.
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels.
+    phases : dict or PhaseTable
+        The sample's phase table.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+    electrode_normal_axis : str or int
+        Axis of the electrode normal.
+    slab_voxels : int
+        Planes read at a time (memory).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns position_um (slice centre, µm) and volume_fraction_<phase>.
+    scalars : dict
+        Per phase: mean (``profile_mean_volume_fraction_<p>``), RSD = std/mean with the
+        population std (``profile_rsd_<p>``) and the slope of the least-squares line in fraction
+        per µm (``profile_slope_<p>_um-1``).
+
+    References
+    ----------
+    Etiemble et al. 2017 (through-thickness profiles: mean, RSD, slope of a linear fit).
+    """
     import pandas as pd
 
     table = phase_table(phases)

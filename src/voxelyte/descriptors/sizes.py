@@ -37,7 +37,35 @@ def _openings(mask: np.ndarray, voxel, n_sizes: int):
 
 
 def size_analysis(mask: np.ndarray, voxel, n_sizes: int):
-    """(local-thickness table, its stats, granulometry table, its stats) of one phase mask."""
+    """Local thickness and granulometry of one phase mask.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool, (z, y, x)
+        The phase.
+    voxel : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+    n_sizes : int
+        Number of ball radii (geometric steps from the smallest voxel size to the largest
+        distance, rounded to quarter voxels).
+
+    Returns
+    -------
+    lt : pandas.DataFrame
+        Local-thickness distribution: diameter_um, volume_fraction_of_phase.
+    lt_stats : dict
+        ``mean_local_thickness_um``, ``median_local_thickness_um`` (None for an empty mask).
+    gr : pandas.DataFrame
+        Granulometry: radius_um, remaining_volume_fraction G(r), pattern_spectrum_um-1 = −dG/dr
+        (G(0) = 1; the volume removed between r_i and r_(i+1) has radius r_i).
+    gr_stats : dict
+        ``granulometry_mean_radius_um`` (None without radii).
+
+    References
+    ----------
+    Etiemble et al. 2017 (granulometry, local thickness); Hildebrand & Rüegsegger (local
+    thickness).
+    """
     import pandas as pd
 
     thickness, radii, remaining = _openings(mask, voxel, n_sizes)
@@ -61,32 +89,106 @@ def size_analysis(mask: np.ndarray, voxel, n_sizes: int):
 
 
 def local_thickness_distribution(labels, phase_label: int, voxel_size_um, *, n_sizes: int = 24):
-    """Volume-weighted local-thickness distribution of one phase (Etiemble et al. 2017):
-    DataFrame (diameter_um, volume_fraction_of_phase) and scalars mean / median local
-    thickness (µm). The thickness of a voxel is the diameter of the largest ball inside the
-    phase that contains it (anisotropic EDT; the box boundary is not background, so particles
-    cut by it read thicker). Memory ~20 bytes/voxel."""
+    """Volume-weighted local-thickness distribution of one phase.
+
+    The thickness of a voxel is the diameter of the largest ball inside the phase that contains
+    it (anisotropic EDT; the box boundary is not background, so particles cut by it read
+    thicker). Memory ~20 bytes/voxel.
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels (loaded whole).
+    phase_label : int
+        Label value of the phase.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+    n_sizes : int
+        Number of ball radii.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns diameter_um, volume_fraction_of_phase.
+    stats : dict
+        Mean and median local thickness (µm): ``mean_local_thickness_um``,
+        ``median_local_thickness_um``.
+
+    References
+    ----------
+    Etiemble et al. 2017 (local thickness); Hildebrand & Rüegsegger (local thickness).
+    """
     lt, lt_stats, _, _ = size_analysis(load_labels(labels) == phase_label, contract.voxel_size_um(voxel_size_um), n_sizes)
     return lt, lt_stats
 
 
 def granulometry(labels, phase_label: int, voxel_size_um, *, n_sizes: int = 24):
-    """Granulometry by openings with balls of growing radius r (Etiemble et al. 2017):
-    DataFrame (radius_um, remaining_volume_fraction G(r) = V(opening_r)/V, pattern_spectrum_um-1
-    = −dG/dr) and the mean radius Σ r_i (G(r_i) − G(r_(i+1))) (µm)."""
+    """Granulometry by openings with balls of growing radius r.
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels (loaded whole).
+    phase_label : int
+        Label value of the phase.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+    n_sizes : int
+        Number of ball radii.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns radius_um, remaining_volume_fraction G(r) = V(opening_r)/V and
+        pattern_spectrum_um-1 = −dG/dr.
+    stats : dict
+        ``granulometry_mean_radius_um``: the mean radius Σ r_i (G(r_i) − G(r_(i+1))) (µm).
+
+    References
+    ----------
+    Etiemble et al. 2017 (granulometry).
+    """
     _, _, gr, gr_stats = size_analysis(load_labels(labels) == phase_label, contract.voxel_size_um(voxel_size_um), n_sizes)
     return gr, gr_stats
 
 
 def separate_particles(labels, phase_label: int, voxel_size_um, *, min_distance_um: float = 0.4,
                        smoothing_voxels: float = 0.5, min_radius_um: float = 0.0):
-    """Watershed particle separation (Etiemble et al. 2017): distance transform d of the phase
-    (µm, anisotropic), smoothed with a Gaussian (``smoothing_voxels``) to remove spurious
-    maxima; markers = local maxima of d (skimage.feature.peak_local_max) at least
-    ``min_distance_um`` apart per axis (box footprint) and with d ≥ ``min_radius_um``;
-    skimage.segmentation.watershed of −d inside the phase. Connected pieces without a marker
-    keep one particle each. Returns (particle labels int32, DataFrame particle_id, volume_um3,
-    equivalent_diameter_um = (6V/π)^(1/3), touches_boundary)."""
+    """Watershed particle separation of one phase.
+
+    Distance transform d of the phase (µm, anisotropic), smoothed with a Gaussian
+    (``smoothing_voxels``) to remove spurious maxima; markers = local maxima of d
+    (skimage.feature.peak_local_max) at least ``min_distance_um`` apart per axis (box footprint)
+    and with d ≥ ``min_radius_um``; skimage.segmentation.watershed of −d inside the phase.
+    Connected pieces without a marker keep one particle each.
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels (loaded whole).
+    phase_label : int
+        Label value of the phase.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+    min_distance_um : float
+        Smallest distance between markers per axis (µm).
+    smoothing_voxels : float
+        Gaussian sigma of the distance smoothing, in units of the smallest voxel size (0: none).
+    min_radius_um : float
+        Smallest distance value of a marker (µm; 0: no threshold).
+
+    Returns
+    -------
+    particles : numpy.ndarray of int32, (z, y, x)
+        Particle labels (0 outside the phase).
+    table : pandas.DataFrame
+        Columns particle_id, volume_um3 (µm³), equivalent_diameter_um = (6V/π)^(1/3) (µm),
+        touches_boundary.
+
+    References
+    ----------
+    Etiemble et al. 2017 (watershed particle separation and sizes).
+    """
     import pandas as pd
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed

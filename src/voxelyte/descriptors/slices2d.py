@@ -59,12 +59,41 @@ def _slice_stats(mask2d_stack: np.ndarray, dy: float, dx: float):
 
 def slice_descriptors_2d(labels, phases: dict, voxel_size_um, *, slice_axis="z",
                          min_particle_area_px: int = 1, slab_voxels: int = 64):
-    """2D descriptors per slice and phase (Gamo et al. SI, Tables S1/S2): area fraction,
-    particle density (8-connected particles per µm² of slice), mean particle area (µm²), mean
-    perimeter P (µm, Cauchy–Crofton, see ``_slice_stats``) and mean circularity
+    """2D descriptors per slice and phase, and their slice means.
+
+    Area fraction, particle density (8-connected particles per µm² of slice), mean particle area
+    (µm²), mean perimeter P (µm, Cauchy–Crofton, see ``_slice_stats``) and mean circularity
     4πA/P². Perimeter, area and circularity use particles not touching the slice border;
-    particles smaller than ``min_particle_area_px`` are ignored. Returns (DataFrame per slice,
-    scalars = slice means)."""
+    particles smaller than ``min_particle_area_px`` are ignored.
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels.
+    phases : dict or PhaseTable
+        The sample's phase table.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm (anisotropic pixels allowed).
+    slice_axis : str or int
+        Axis normal to the slices.
+    min_particle_area_px : int
+        Smallest particle area counted (pixels).
+    slab_voxels : int
+        Planes read at a time (memory).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per slice and phase: phase, slice_index, position_um, area_fraction,
+        n_particles, particle_density_um-2, mean_particle_area_um2, mean_perimeter_um,
+        mean_circularity.
+    scalars : dict
+        Slice means per phase (``slice2d_*``; None when undefined).
+
+    References
+    ----------
+    Gamo et al. SI, Tables S1/S2 (2D slice descriptors).
+    """
     import pandas as pd
 
     table = phase_table(phases)

@@ -75,12 +75,36 @@ def _isosurface_area(labels, label_sets: list[tuple[int, ...]], voxel, smoothing
 def phase_surface_areas(labels, phases: dict, voxel_size_um, *,
                         smoothing_voxels: float = DEFAULT_SMOOTHING_VOXELS,
                         slab_voxels: int = 64) -> dict[str, float]:
-    """Surface area S_a (µm²) of each phase by marching cubes (skimage, ``spacing`` = voxel
-    size; Minnmann et al. 2024) on the indicator smoothed with a Gaussian of sigma =
-    ``smoothing_voxels`` × the smallest voxel size (0: binary indicator, level 0.5).
-    Known bias: sharp edges are rounded, losing 0.842·sigma of area per unit edge length
-    (the 0.5-contour of Φ(x/σ)Φ(y/σ) against the sharp corner; binary: (1 − √2/2) voxel);
-    features thinner than ~1.4 sigma vanish. Box faces are not counted."""
+    """Surface area S_a (µm²) of each phase by marching cubes.
+
+    Marching cubes (skimage, ``spacing`` = voxel size) on the indicator smoothed with a Gaussian
+    of sigma = ``smoothing_voxels`` × the smallest voxel size (0: binary indicator, level 0.5).
+    Known bias: sharp edges are rounded, losing 0.842·sigma of area per unit edge length (the
+    0.5-contour of Φ(x/σ)Φ(y/σ) against the sharp corner; binary: (1 − √2/2) voxel); features
+    thinner than ~1.4 sigma vanish. Box faces are not counted.
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels.
+    phases : dict or PhaseTable
+        The sample's phase table.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+    smoothing_voxels : float
+        Gaussian sigma in units of the smallest voxel size.
+    slab_voxels : int
+        Planes read at a time (memory; the result equals a whole-volume computation).
+
+    Returns
+    -------
+    dict
+        Phase name -> surface area (µm²).
+
+    References
+    ----------
+    Minnmann et al. 2024 (surface areas by marching cubes).
+    """
     table = phase_table(phases)
     voxel = contract.voxel_size_um(voxel_size_um)
     areas = _isosurface_area(labels, [(s["label"],) for s in table.values()], voxel,
@@ -93,10 +117,35 @@ def interface_areas(labels, phases: dict, voxel_size_um, *, surface_areas_um2: d
                     slab_voxels: int = 64) -> dict[tuple[str, str], float]:
     """Interface area S_ab (µm²) of every phase pair.
 
-    Three phases: S_ab = ½ (S_a + S_b − S_c) (Minnmann et al. 2024, Eq. 1). In general (any
-    number of phases) S_ab = ½ (S_a + S_b − S_(a∪b)): the surface of the union a∪b is the
-    surface of a and of b without their common interface; with three phases S_(a∪b) = S_c.
-    Two phases: S_ab = S_a = S_b (mean of both)."""
+    Three phases: S_ab = ½ (S_a + S_b − S_c) (Eq. 1). In general (any number of phases)
+    S_ab = ½ (S_a + S_b − S_(a∪b)): the surface of the union a∪b is the surface of a and of b
+    without their common interface; with three phases S_(a∪b) = S_c. Two phases:
+    S_ab = S_a = S_b (mean of both).
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels.
+    phases : dict or PhaseTable
+        The sample's phase table.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+    surface_areas_um2 : dict, optional
+        Phase surface areas (µm²) already computed with :func:`phase_surface_areas`.
+    smoothing_voxels : float
+        Gaussian sigma in units of the smallest voxel size.
+    slab_voxels : int
+        Planes read at a time (memory).
+
+    Returns
+    -------
+    dict
+        ``{(a, b): area}`` (µm², >= 0) for every pair in phase-table order.
+
+    References
+    ----------
+    Minnmann et al. 2024, Eq. 1 (interface areas in a three-phase system).
+    """
     table = phase_table(phases)
     voxel = contract.voxel_size_um(voxel_size_um)
     names = list(table)
@@ -116,17 +165,33 @@ def interface_areas(labels, phases: dict, voxel_size_um, *, surface_areas_um2: d
 
 
 def particle_contact_area(particles: np.ndarray, voxel_size_um) -> dict:
-    """Contact area between the separated particles of one phase (e.g. CAM–CAM contacts after
-    watershed separation): Eq. 1 generalised with the particles as phases,
-    A_contact = ½ (Σ_i S_i − S_phase), S_i the surface of particle i and S_phase that of their
-    union. Both by marching cubes on the binary indicators (level 0.5), so the free surface of
-    each particle cancels voxel for voxel and A_contact is the area of the separating faces;
+    """Contact area between the separated particles of one phase.
+
+    E.g. CAM–CAM contacts after watershed separation: Eq. 1 generalised with the particles as
+    phases, A_contact = ½ (Σ_i S_i − S_phase), S_i the surface of particle i and S_phase that of
+    their union. Both by marching cubes on the binary indicators (level 0.5), so the free surface
+    of each particle cancels voxel for voxel and A_contact is the area of the separating faces;
     the rim of each contact keeps the binary chamfer bias ((1 − √2/2) voxel per unit length).
     Each particle is meshed in its bounding box plus a one-voxel margin.
 
-    Returns contact_area_um2, particles_surface_area_um2 (Σ S_i) and
-    contact_fraction = 2·A_contact / Σ S_i (share of the particles' surface touching another
-    particle of the same phase)."""
+    Parameters
+    ----------
+    particles : numpy.ndarray of int, (z, y, x)
+        Particle labels (0: not the phase), e.g. from :func:`separate_particles`.
+    voxel_size_um : sequence of 3 float
+        Voxel size (dz, dy, dx) in µm.
+
+    Returns
+    -------
+    dict
+        ``contact_area_um2`` (µm²), ``particles_surface_area_um2`` (Σ S_i, µm²) and
+        ``contact_fraction`` = 2·A_contact / Σ S_i (share of the particles' surface touching
+        another particle of the same phase; None without particles).
+
+    References
+    ----------
+    Minnmann et al. 2024, Eq. 1 (generalised here to particles).
+    """
     voxel = contract.voxel_size_um(voxel_size_um)
     particles = np.asarray(particles)
     shape = particles.shape

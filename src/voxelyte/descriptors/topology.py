@@ -10,14 +10,39 @@ from voxelyte.contract import AXES, axis_index, load_labels, phase_table
 
 def connectivity(labels, phases: dict, *, connectivity_order: int = 1,
                  electrode_normal_axis="z", current_collector_side: str = "start") -> dict:
-    """Connectivity of each phase (connected components, ``connectivity_order`` 1 = faces,
-    2 = + edges, 3 = + corners): per axis the volume fractions of the phase in components
-    touching both faces (percolating), one face (dead end) and none (isolated); and the
-    fraction not connected to the current-collector face (``isolated_from_current_collector``,
-    e.g. electrochemically isolated CAM); and per axis and face the fraction of the phase's
-    pixels on that face whose component does not reach the opposite face
-    (``surface_unconnected_<axis>_<start|end>``: what an SSRM scan of that face with the
-    counter electrode on the opposite one sees as isolated). Returns {phase: {...}}."""
+    """Connectivity of each phase from its connected components.
+
+    Per axis: the volume fractions of the phase in components touching both faces
+    (percolating), one face (dead end) and none (isolated). The fraction not connected to the
+    current-collector face (``isolated_from_current_collector``, e.g. electrochemically isolated
+    CAM). Per axis and face: the fraction of the phase's pixels on that face whose component does
+    not reach the opposite face (``surface_unconnected_<axis>_<start|end>``: what an SSRM scan of
+    that face with the counter electrode on the opposite one sees as isolated).
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+        numpy, dask or xarray labels (loaded whole).
+    phases : dict or PhaseTable
+        The sample's phase table.
+    connectivity_order : int
+        Neighbourhood of the components: 1 = faces, 2 = + edges, 3 = + corners.
+    electrode_normal_axis : str or int
+        Axis of the electrode normal.
+    current_collector_side : {'start', 'end'}
+        Face of the normal axis where the current collector lies.
+
+    Returns
+    -------
+    dict
+        ``{phase: {...}}`` with ``percolating_<axis>``, ``dead_end_<axis>``, ``isolated_<axis>``,
+        ``surface_unconnected_<axis>_<side>``, ``isolated_from_current_collector`` (fractions;
+        None for an absent phase) and ``n_components``.
+
+    References
+    ----------
+    Gamo et al. SI, Fig. S5 (volume fraction of isolated NCM, i.e. CAM).
+    """
     table = phase_table(phases)
     arr = load_labels(labels)
     normal = axis_index(electrode_normal_axis)
