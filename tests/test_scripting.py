@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from voxelyte import io, scripting
+from voxelyte import contract, scripting
 from voxelyte.errors import InputError
 
 
@@ -35,7 +35,7 @@ def test_save_results_writes_store_summary_and_record(tmp_path):
         "demo_rule", "S1", "abc123")
     ds = xr.Dataset({"v": (("z", "y", "x"), np.arange(24, dtype=np.uint8).reshape(2, 3, 4))})
     scripting.save_results(smk, ds, tmp_path / "out.zarr", record, {"n": 24})
-    back = io.open_volume(tmp_path / "out.zarr")
+    back = contract.open_volume(tmp_path / "out.zarr")
     np.testing.assert_array_equal(back["v"].values, ds["v"].values)
     assert back.attrs["provenance"]["inputs"][0]["name"] == "input"
     assert json.loads((tmp_path / "summary.json").read_text()) == {"n": 24}
