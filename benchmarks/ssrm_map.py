@@ -22,18 +22,19 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from voxelyte import phantom, ssrm
+from voxelyte import config, contract, phantom, ssrm
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None):
+    defaults = config.stage_defaults()["ssrm"]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--sample", default="BM10")
     ap.add_argument("--check", type=int, default=100, help="random pixels solved independently")
-    ap.add_argument("--tile", type=int, default=ssrm.SSRM_DEFAULTS["tile_voxels"])
-    ap.add_argument("--halo", type=int, default=ssrm.SSRM_DEFAULTS["halo_voxels"])
+    ap.add_argument("--tile", type=int, default=defaults["tile_voxels"])
+    ap.add_argument("--halo", type=int, default=defaults["halo_voxels"])
     ap.add_argument("--depth", type=int, default=None)
     ap.add_argument("--method", default="auto")
     ap.add_argument("--check-tip", type=int, default=5,
@@ -58,7 +59,7 @@ def main(argv=None):
     n = args.size
     y0, x0 = (labels.shape[1] - n) // 2, (labels.shape[2] - n) // 2
     labels = np.ascontiguousarray(labels[:n, y0:y0 + n, x0:x0 + n])
-    sigma = ssrm.conductivity_field(labels, cfg["phases"])
+    sigma = contract.phase_table(cfg["phases"]).conductivity_field(labels, "electronic")
     labels_sha = hashlib.sha256(labels.tobytes()).hexdigest()
     t_phantom = time.perf_counter() - t0
 
@@ -100,7 +101,7 @@ def main(argv=None):
     b = np.zeros((model.A.shape[0], 1))
     for j in to_solve:                               # one column at a time: lean memory
         b[rows[j], 0] = 1.0
-        solve = ssrm._gmg_solve if args.ref_solver == "gmg" else ssrm._amg_solve
+        solve = ssrm.gmg_face_solve if args.ref_solver == "gmg" else ssrm.amg_solve
         x = solve(model, b, args.ref_rtol)[rows[j], 0]
         b[rows[j], 0] = 0.0
         ref[j] = x + 1.0 / model.g_tip[P[pick[j], 0], P[pick[j], 1]]
@@ -113,7 +114,7 @@ def main(argv=None):
               flush=True)
     tip_check = []
     for k in pick[:args.check_tip]:
-        r_tip = ssrm.tip_resistance(None, None, P[k], offsets=m["offsets"], _model=model)
+        r_tip = ssrm.tip_resistance(None, None, P[k], offsets=m["offsets"], model=model)
         j = int(np.nonzero(pick == k)[0][0])
         tip_check.append(abs(r_tip / ref[j] - 1) if np.isfinite(r_tip) else 0.0)
     errors = []
@@ -142,7 +143,7 @@ def main(argv=None):
                           "reference_ohm": float(ref[j])}
                          for j in np.argsort(-errors)[:5].tolist()],
         "tip_window_vs_injection_max_rel": max(tip_check) if tip_check else None,
-        "backend": "pardiso" if ssrm._Pardiso.library() is not None else "superlu",
+        "backend": "pardiso" if ssrm.Pardiso.library() is not None else "superlu",
     }
     print(json.dumps(out, indent=1))
     if args.save:

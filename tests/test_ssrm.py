@@ -1,5 +1,6 @@
 """SSRM simulator (voxelyte.ssrm): analytic spreading resistances, series layers, isolation,
 solver-path independence, tiling accuracy, the stage function."""
+import inspect
 import math
 from pathlib import Path
 
@@ -7,10 +8,22 @@ import numpy as np
 import pytest
 import yaml
 
-from voxelyte import conduction, config, phantom, ssrm
+from voxelyte import conduction, config, contract, phantom, ssrm
 from voxelyte.errors import InputError
 
-BACKENDS = ["superlu"] + (["pardiso"] if ssrm._Pardiso.library() is not None else [])
+BACKENDS = ["superlu"] + (["pardiso"] if ssrm.Pardiso.library() is not None else [])
+#: The stage settings with the schema's defaults (where the defaults live).
+SETTINGS = config.stage_defaults()["ssrm"]
+
+
+def simulate(labels, phases, voxel_size, sample=None, **settings):
+    """ssrm.simulate with the schema's defaults for the settings not given."""
+    return ssrm.simulate(labels, phases, voxel_size, **dict(SETTINGS, **settings), sample=sample)
+
+
+def conductivity(labels, phases):
+    """Electronic conductivity field of labels, as the stage builds it."""
+    return contract.phase_table(phases).conductivity_field(labels, "electronic")
 
 
 def test_uniform_bar_full_face_window_is_L_over_sigma_A_with_uniform_current():
@@ -65,16 +78,16 @@ def quarter_block():
     face: the insulating sides are the symmetry planes of a window centred on the full face's
     centre, so R_full = R_quarter / 4. One Schur complement on the 12 x 12 corner pixels gives
     every window inside it."""
-    if ssrm._Pardiso.library() is None:
+    if ssrm.Pardiso.library() is None:
         pytest.skip("MKL PARDISO not installed (SuperLU is too slow for this size)")
-    model = ssrm._build_model(np.ones((64, 48, 48)), (1.0, 1.0, 1.0))
+    model = ssrm.build_model(np.ones((64, 48, 48)), (1.0, 1.0, 1.0))
     rows = model.index_map[0, :12, :12].ravel()
-    Z = ssrm._SchurSystem(model.A, rows).inverse_block()
+    Z = ssrm.SchurSystem(model.A, rows).inverse_block()
     g = 2.0 * 1.0 * 1e-4                     # 2σA/d of a 1 µm voxel (S)
 
     def resistance(mask):
         idx = np.flatnonzero(mask[:12, :12].ravel())
-        return ssrm._window_resistance(Z[np.ix_(idx, idx)], np.full(idx.size, g), 0.0) / 4
+        return ssrm.window_resistance(Z[np.ix_(idx, idx)], np.full(idx.size, g), 0.0) / 4
     return resistance
 
 
@@ -153,8 +166,8 @@ PHASES = {"pore": {"label": 0, "sigma_electronic_S_cm": 0.0},
 
 def test_isolated_cam_particle_is_above_the_isolation_threshold():
     lab = _particle_volume()
-    ds, summary = ssrm.simulate(lab, PHASES, (0.1, 0.1, 0.1),
-                                {"n_current_fields": 0, "dc_mode": False}, sample="T")
+    ds, summary = simulate(lab, PHASES, (0.1, 0.1, 0.1), n_current_fields=0, dc_mode=False,
+                           sample="T")
     R = ds["resistance_ohm"].values
     thr = summary["connectivity"]["isolation_threshold_ohm"]
     assert R[10, 10] > thr            # sphere: connected only through SE
@@ -163,19 +176,12 @@ def test_isolated_cam_particle_is_above_the_isolation_threshold():
     conn = summary["connectivity"]
     assert conn["isolated_fraction_ssrm"] == pytest.approx(conn["isolated_fraction_geometric"])
     assert conn["pixel_agreement"] == 1.0
-    _, with_desc = ssrm.simulate(lab, PHASES, (0.1, 0.1, 0.1),
-                                 {"n_current_fields": 0, "dc_mode": False},
-                                 descriptors={"connectivity_CAM_isolated_z": 0.25,
-                                              "connectivity_CAM_surface_unconnected_z_start": 0.5})
-    assert with_desc["connectivity"]["descriptor_connectivity_CAM_isolated_z"] == 0.25
-    assert with_desc["connectivity"][
-        "descriptor_connectivity_CAM_surface_unconnected_z_start"] == 0.5
+    assert not [k for k in conn if k.startswith("descriptor")]    # SSRM reads no descriptors
     # a crop 6 planes deep ends inside the sphere: mapped, the sphere reaches the crop's counter
     # electrode; the whole-volume geometry at the same pixels (shifted by the lateral crop)
     # still calls it isolated
-    _, crop = ssrm.simulate(lab, PHASES, (0.1, 0.1, 0.1),
-                            {"n_current_fields": 0, "dc_mode": False,
-                             "crop": {"z": [0, 6], "y": [1, 20], "x": [1, 20]}})
+    _, crop = simulate(lab, PHASES, (0.1, 0.1, 0.1), n_current_fields=0, dc_mode=False,
+                       crop={"z": [0, 6], "y": [1, 20], "x": [1, 20]})
     cc = crop["connectivity"]
     assert cc["isolated_fraction_ssrm"] == cc["isolated_fraction_geometric"] == 0
     assert conn["isolated_fraction_geometric"] > 0
@@ -187,18 +193,22 @@ def test_isolated_cam_particle_is_above_the_isolation_threshold():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_resistance_is_independent_of_the_solver_path(backend):
-    """Schur complement (direct) and one AMG-CG solve per tip give the same R (1e-6)."""
+def test_resistance_is_independent_of_the_solver_path(backend, monkeypatch):
+    """Schur complement (direct; MKL PARDISO, or SuperLU where MKL is missing) and one
+    AMG-CG solve per tip (the Dirichlet window, ``tip_resistance``) give the same R (1e-6)."""
+    if backend == "superlu":       # as on a machine without MKL
+        monkeypatch.setattr(ssrm.Pardiso, "library", classmethod(lambda cls: None))
     rng = np.random.default_rng(7)
     lab = rng.choice([0, 1, 2], size=(10, 12, 12), p=[0.1, 0.55, 0.35])
     phases = dict(PHASES, SE={"label": 2, "sigma_electronic_S_cm": 1e-5})
-    sigma = ssrm.conductivity_field(lab, phases)
+    sigma = conductivity(lab, phases)
+    model = ssrm.model_of(sigma, (0.1, 0.1, 0.1))
     for kw in ({"tip_size_voxels": 1, "contact_resistance_ohm": 50.0},
                {"tip_size_voxels": 2}):
-        direct = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=4, method="direct",
-                                     backend=backend, **kw)["resistance_ohm"]
-        iterative = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=4, method="iterative",
-                                        rtol=1e-11, **kw)["resistance_ohm"]
+        m = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=4, method="direct", **kw)
+        direct = m["resistance_ohm"]
+        iterative = np.array([ssrm.tip_resistance(None, None, p, rtol=1e-11, solver="amg",
+                                                  model=model, **kw) for p in m["positions"]])
         finite = np.isfinite(iterative)
         assert finite.sum() >= 5
         np.testing.assert_array_equal(np.isfinite(direct), finite)
@@ -210,7 +220,7 @@ def test_tiles_whose_sub_volumes_cover_the_volume_are_exact():
     that block: equal to the one-Schur-complement map (the tiling bookkeeping is exact)."""
     rng = np.random.default_rng(5)
     lab = rng.choice([0, 1, 2], size=(10, 18, 18), p=[0.1, 0.6, 0.3])
-    sigma = ssrm.conductivity_field(lab, PHASES)
+    sigma = conductivity(lab, PHASES)
     for w in (1, 3):
         tiled = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=2, method="tiled",
                                     tile_voxels=6, halo_voxels=18, tip_size_voxels=w)
@@ -231,7 +241,7 @@ def test_tiled_map_of_a_phantom_against_the_exact_map():
                           "BM10.yaml").read_text())
     params = phantom.resolve_params(dict(cfg["phantom"], shape_zyx=[40, 40, 40]))
     lab = phantom.generate_structure(params).labels[:40, :40, :40]
-    sigma = ssrm.conductivity_field(lab, cfg["phases"])
+    sigma = conductivity(lab, cfg["phases"])
     exact = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=2, method="direct")
     tiled = ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=2, method="tiled",
                                 tile_voxels=10, halo_voxels=10, depth_voxels=20)
@@ -252,7 +262,7 @@ def test_tiles_grow_to_enclose_the_isolated_clusters_they_cut():
     lab[0:5, 2:37, 3:11] = 2                    # SE shell ...
     lab[0:3, 4:35, 5:9] = 1                     # ... around an isolated CAM bar along the rows
     phases = dict(PHASES, SE={"label": 2, "sigma_electronic_S_cm": 1e-6})
-    sigma = ssrm.conductivity_field(lab, phases)
+    sigma = conductivity(lab, phases)
     iso, boxes = ssrm.isolated_clusters(sigma)
     assert [b for b in boxes if b] == [(slice(0, 3), slice(4, 35), slice(5, 9))]
     assert (iso > 0).sum() == 3 * 31 * 4
@@ -277,24 +287,26 @@ def test_auto_takes_the_exact_method_where_it_is_cheap():
     assert ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=3)["method"] == "direct"
     assert ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=3, max_memory_gb=1e-6,
                                tile_voxels=4, halo_voxels=2)["method"] == "tiled"
+    with pytest.raises(InputError, match="SSRM method"):
+        ssrm.resistance_map(sigma, (0.1, 0.1, 0.1), stride=3, method="iterative")
 
 
 def test_probe_solve_by_factorisation_equals_amg():
-    if ssrm._Pardiso.library() is None:
+    if ssrm.Pardiso.library() is None:
         pytest.skip("MKL PARDISO not installed")
     rng = np.random.default_rng(2)
     sigma = rng.choice([0.1, 1e-9], size=(10, 12, 12), p=[0.6, 0.4])
-    model = ssrm._build_model(sigma, (0.1, 0.1, 0.1))
+    model = ssrm.build_model(sigma, (0.1, 0.1, 0.1))
     B = np.zeros((model.A.shape[0], 2))
     B[3, 0], B[50, 1] = 1.0, 1.0
-    x_direct = ssrm._probe_solve(model, B, 1e-12, "auto")
-    x_amg = ssrm._amg_solve(model, B, 1e-12)
+    x_direct = ssrm.probe_solve(model, B, 1e-12)
+    x_amg = ssrm.amg_solve(model, B, 1e-12)
     np.testing.assert_allclose(x_direct, x_amg, rtol=1e-6, atol=1e-9 * np.abs(x_amg).max())
     # the matrix-free multigrid of the large-volume probes (float32 operator levels)
-    x_gmg = ssrm._gmg_solve(model, B, 1e-10)
+    x_gmg = ssrm.gmg_face_solve(model, B, 1e-10)
     np.testing.assert_allclose(x_gmg, x_direct, rtol=1e-5, atol=1e-6 * np.abs(x_direct).max())
     with pytest.raises(ValueError, match="scanned face"):
-        ssrm._gmg_solve(model, np.eye(model.A.shape[0], 1, k=-model.A.shape[0] + 1), 1e-8)
+        ssrm.gmg_face_solve(model, np.eye(model.A.shape[0], 1, k=-model.A.shape[0] + 1), 1e-8)
 
 
 def test_tip_field_solvers_agree():
@@ -317,10 +329,9 @@ def test_tip_field_solvers_agree():
 def test_scanned_face_orientation():
     lab = _particle_volume()
     flipped = lab[::-1]
-    a, _ = ssrm.simulate(lab, PHASES, (0.1, 0.1, 0.1), {"n_current_fields": 1,
-                                                        "dc_mode": False})
-    b, _ = ssrm.simulate(flipped, PHASES, (0.1, 0.1, 0.1),
-                         {"n_current_fields": 1, "dc_mode": False, "scanned_side": "end"})
+    a, _ = simulate(lab, PHASES, (0.1, 0.1, 0.1), n_current_fields=1, dc_mode=False)
+    b, _ = simulate(flipped, PHASES, (0.1, 0.1, 0.1), n_current_fields=1, dc_mode=False,
+                    scanned_side="end")
     np.testing.assert_allclose(a["resistance_ohm"].values, b["resistance_ohm"].values,
                                rtol=1e-8)
     np.testing.assert_allclose(a["current_density_magnitude_A_cm2"].values[:, ::-1],
@@ -330,7 +341,7 @@ def test_scanned_face_orientation():
 
 def test_simulate_outputs_and_memory_refusal():
     lab = _particle_volume()
-    ds, summary = ssrm.simulate(lab, PHASES, (0.1, 0.1, 0.1), {"stride": 2}, sample="S1")
+    ds, summary = simulate(lab, PHASES, (0.1, 0.1, 0.1), stride=2, sample="S1")
     assert ds["resistance_ohm"].dims == ("y", "x")
     assert np.isnan(ds["resistance_ohm"].values[1, 1])                 # not scanned
     assert ds["phase_under_tip"].values[1, 1] == 255
@@ -342,14 +353,23 @@ def test_simulate_outputs_and_memory_refusal():
     assert sum(sum(c) for c in summary["log10_resistance_histogram"]["counts"].values()) == \
         sum(np.isfinite(ds["resistance_ohm"].values).ravel())
     assert summary["dc"]["sigma_eff_S_cm"] > 0
+    # the stage's DC mode is dc_resistance of the same volume
+    dc = ssrm.dc_resistance(conductivity(lab, PHASES), (0.1, 0.1, 0.1))
+    assert summary["dc"]["sigma_eff_S_cm"] == dc["sigma_eff_S_cm"]
+    assert summary["dc"]["depth_profile_A_cm2"] == dc["depth_profile_A_cm2"].tolist()
     with pytest.raises(InputError, match="sample 'S1'.*max_memory_gb"):
-        ssrm.simulate(lab, PHASES, (0.1, 0.1, 0.1), {"max_memory_gb": 1e-6}, sample="S1")
+        simulate(lab, PHASES, (0.1, 0.1, 0.1), max_memory_gb=1e-6, sample="S1")
     with pytest.raises(InputError, match="phases"):
-        ssrm.simulate(lab + 3, PHASES, (0.1, 0.1, 0.1), sample="S1")
+        simulate(lab + 3, PHASES, (0.1, 0.1, 0.1), sample="S1")
 
 
-def test_schema_defaults_match_library_defaults():
-    assert config.stage_defaults()["ssrm"] == ssrm.SSRM_DEFAULTS
+def test_stage_settings_are_the_keywords_of_simulate():
+    """The workflow passes the schema's ``stages.ssrm`` block as simulate's keyword arguments;
+    the defaults live in the schema only."""
+    params = inspect.signature(ssrm.simulate).parameters
+    settings = {name for name, p in params.items() if p.kind is p.KEYWORD_ONLY
+                and p.default is p.empty}
+    assert set(config.stage_defaults()["ssrm"]) == settings
 
 
 def test_spreading_resistance_formulas():
@@ -362,7 +382,7 @@ def test_spreading_resistance_formulas():
 
 def test_isolation_ordering_across_samples():
     """The study-level check ranks SSRM isolated fractions against a geometric reference."""
-    key = "descriptor_connectivity_CAM_surface_unconnected_z_start"
+    key = "isolated_fraction_geometric_whole_volume"
 
     def conn(p_ssrm, p_ref, n):
         return {"isolated_fraction_ssrm": p_ssrm, key: p_ref, "n_carrier_surface_pixels": n}

@@ -1,27 +1,22 @@
 """Snakemake adapter: simulated SSRM maps of a sample's labels (voxelyte.ssrm)."""
-import json
 from pathlib import Path
 
-from voxelyte import io, scripting, ssrm
+from voxelyte import contract, scripting, ssrm
 
 
 def main(smk, log):
     sample = smk.wildcards.sample
     labels_store = Path(smk.input.labels).parent    # inputs name the stores' zarr.json
-    volume = io.open_volume(labels_store, sample=sample)
-    labels = volume["labels"].values
-    descriptors = None
-    if "descriptors" in smk.input.keys():
-        descriptors = json.loads(Path(smk.input.descriptors).read_text())
+    volume = contract.open_volume(labels_store, sample=sample)
 
     def progress(done, total):
         log.info("%s: %d / %d tip positions", sample, done, total)
 
-    ds, summary = ssrm.simulate(labels, smk.params.phases, io.volume_voxel_size_um(volume),
-                                smk.params.stage, sample=sample, descriptors=descriptors,
-                                progress=progress)
+    ds, summary = ssrm.simulate(volume["labels"].values, smk.params.phases,
+                                contract.volume_voxel_size_um(volume), **smk.params.stage,
+                                sample=sample, progress=progress)
     summary = {"sample": sample, "labels_source": smk.params.labels_source,
-               **ssrm.json_clean(summary)}
+               **contract.to_jsonable(summary)}
     conn = summary["connectivity"]
     log.info("%s: %d positions (%s, %.1f s); isolated %s surface pixels: %s (SSRM) vs %s "
              "(geometry)", sample, summary["n_positions"], summary["method"],
