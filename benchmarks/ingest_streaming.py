@@ -3,8 +3,8 @@
     python benchmarks/ingest_streaming.py --scratch /path/to/scratch [--shape 500 1000 1000]
 
 Writes two multi-page TIFF stacks (BSE, SE) of the given (z, y, x) shape into the scratch folder,
-then runs ``voxelyte.io.read_raw_stack`` -> ``write_zarr_atomic`` in a child process and prints its
-wall time, peak RSS and the stack size, so peak memory can be compared with the data size.
+then runs ``voxelyte.ingest.read_raw_stack`` -> ``write_zarr_atomic`` in a child process and prints
+its wall time, peak RSS and the stack size, so peak memory can be compared with the data size.
 The default 500 x 1000 x 1000 is 1 GB per channel.
 """
 from __future__ import annotations
@@ -23,12 +23,13 @@ import tifffile
 
 CHILD = """
 import sys, json
-from voxelyte import io
+from voxelyte import contract, ingest
 scratch, chunks, workers = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 channels = [{"name": n, "format": "tiff", "path": f"{scratch}/{n}.tif"} for n in ("BSE", "SE")]
-stack = io.read_raw_stack(channels, sample="benchmark", voxel_size_um={"z": 0.1, "y": 0.1, "x": 0.1},
-                          chunks_zyx=tuple(chunks))
-io.write_zarr_atomic(stack.to_dataset(), f"{scratch}/raw.zarr", num_workers=workers)
+stack = ingest.read_raw_stack(channels, sample="benchmark",
+                              voxel_size_um={"z": 0.1, "y": 0.1, "x": 0.1},
+                              chunks_zyx=tuple(chunks))
+contract.write_zarr_atomic(stack.to_dataset(), f"{scratch}/raw.zarr", num_workers=workers)
 """
 
 

@@ -3,7 +3,7 @@
     python benchmarks/register_preprocess_scale.py --scratch /path/to/scratch [--shape 500 1000 1000]
 
 Writes a synthetic raw.zarr (smoothed noise structure + drift + stripes + noise, generated per
-z-chunk by dask so the stack never sits in memory), then runs ``registration.register`` ->
+z-chunk by dask so the stack never sits in memory), then runs ``register.register`` ->
 ``write_zarr_atomic`` and ``preprocess.preprocess`` -> ``write_zarr_atomic`` in a child process
 and prints the wall time per stage and the child's peak RSS (``resource.getrusage``).
 """
@@ -20,18 +20,20 @@ from pathlib import Path
 
 CHILD = """
 import sys, json, time
-from voxelyte import io, registration, preprocess
+from voxelyte import config, contract, preprocess, register
 scratch, workers = sys.argv[1], int(sys.argv[2])
+settings = config.stage_defaults()  # the schema defaults, as the workflow passes them
 t = {}
-raw = io.open_volume(f"{scratch}/raw.zarr")
+raw = contract.open_volume(f"{scratch}/raw.zarr")
 t0 = time.perf_counter()
-ds, drift = registration.register(raw, num_workers=workers)
-io.write_zarr_atomic(ds, f"{scratch}/registered.zarr", num_workers=workers)
-registration.write_drift_table(drift, f"{scratch}/drift.csv")
+ds, drift = register.register(raw, **settings["register"], num_workers=workers)
+contract.write_zarr_atomic(ds, f"{scratch}/registered.zarr", num_workers=workers)
+register.write_drift_table(drift, f"{scratch}/drift.csv")
 t["register_s"] = time.perf_counter() - t0
 t0 = time.perf_counter()
-reg = io.open_volume(f"{scratch}/registered.zarr")
-io.write_zarr_atomic(preprocess.preprocess(reg), f"{scratch}/corrected.zarr", num_workers=workers)
+reg = contract.open_volume(f"{scratch}/registered.zarr")
+contract.write_zarr_atomic(preprocess.preprocess(reg, **settings["preprocess"]),
+                           f"{scratch}/corrected.zarr", num_workers=workers)
 t["preprocess_s"] = time.perf_counter() - t0
 t["final_drift_px"] = [float(drift.dy_px.iloc[-1]), float(drift.dx_px.iloc[-1])]
 print(json.dumps(t))
@@ -46,7 +48,7 @@ def make_raw(path: Path, shape, chunk_z: int, drift_total_px=(4.0, -3.0)) -> Non
     import xarray as xr
     from scipy import ndimage
 
-    from voxelyte.io import write_zarr_atomic
+    from voxelyte.contract import write_zarr_atomic
 
     nz, ny, nx = shape
 

@@ -209,16 +209,18 @@ def test_workflow_schemas_are_the_packaged_ones(repo_root):
 
 
 def test_stage_schema_defaults_match_library_defaults():
-    from voxelyte import preprocess, registration
+    from voxelyte import preprocess, register
 
     defaults = config.stage_defaults()
-    library = {"register": registration.REGISTER_DEFAULTS,
-               "preprocess": preprocess.PREPROCESS_DEFAULTS}
-    for stage, values in library.items():
+    # register / preprocess take every setting by name and without a default: the schema's
+    # keys are exactly the stage function's keyword arguments, its defaults the only ones
+    for stage, function in (("register", register.register),
+                            ("preprocess", preprocess.preprocess)):
         runtime_only = {"num_workers"}  # set from the rule's threads, not from config
-        expected = {k: (list(v) if isinstance(v, tuple) else v)
-                    for k, v in values.items() if k not in runtime_only}
-        assert defaults[stage] == expected, stage
+        keywords = {name: p for name, p in inspect.signature(function).parameters.items()
+                    if p.kind is p.KEYWORD_ONLY and name not in runtime_only}
+        assert set(defaults[stage]) == set(keywords), stage
+        assert all(p.default is inspect.Parameter.empty for p in keywords.values()), stage
     from voxelyte import descriptors
 
     signature = inspect.signature(descriptors.compute_descriptors).parameters

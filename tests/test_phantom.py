@@ -13,6 +13,7 @@ from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
 from voxelyte import phantom
+from voxelyte.contract import volume_fractions
 from voxelyte.errors import InputError
 
 PORE, CAM, SE = (phantom.PHASES[name] for name in ("pore", "CAM", "SE"))
@@ -110,7 +111,7 @@ def test_cam_fraction_hits_request(cam_fraction):
 
 def test_explicit_porosity_hits_request():
     s = phantom.generate_structure(params(seed=2, cam_volume_fraction=0.45, porosity=0.12))
-    fractions = phantom.volume_fractions(s.central(s.labels))
+    fractions = volume_fractions(s.central(s.labels), phantom.PHASES)
     assert abs(fractions["pore"] - 0.12) <= 0.02
     assert abs(fractions["CAM"] - 0.45) <= 0.02
     assert sum(fractions.values()) == pytest.approx(1.0)
@@ -303,7 +304,7 @@ def test_write_phantom_round_trip(tmp_path):
 
 
 def test_written_sample_file_ingests_like_real_data(tmp_path):
-    from voxelyte import config, io
+    from voxelyte import config, ingest
 
     run = params(seed=6, shape_zyx=[8, 32, 36], voxel_size_um=0.2)
     phases = {"pore": {"label": 0}, "CAM": {"label": 1, "density_g_cm3": 4.75},
@@ -313,7 +314,7 @@ def test_written_sample_file_ingests_like_real_data(tmp_path):
     assert sample.phases == phases
     assert [c["path"] for c in sample.inputs] == [tmp_path / "P" / f"{ch}.tif"
                                                   for ch in phantom.CHANNELS]
-    stack = io.read_raw_stack(sample.inputs, sample=sample.name,
+    stack = ingest.read_raw_stack(sample.inputs, sample=sample.name,
                               voxel_size_um=sample.voxel_size_um)
     assert stack.shape == (2, 8, 32, 36)
     np.testing.assert_allclose(stack.attrs["voxel_size_um"], [0.2, 0.2, 0.2])

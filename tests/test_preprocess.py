@@ -7,11 +7,13 @@ import pytest
 import xarray as xr
 from scipy import ndimage
 
-from voxelyte import phantom, preprocess as pp
+from voxelyte import config, phantom, preprocess as pp
 from voxelyte.errors import InputError
 
 CAM, SE = phantom.PHASES["CAM"], phantom.PHASES["SE"]
 VS = 0.2
+#: The preprocess stage's settings with the schema defaults (as the workflow passes them).
+PREPROCESS = config.stage_defaults()["preprocess"]
 # Small particles (1.5 µm CAM at 0.2 µm voxels) and 384 px along the stripes: destriping removes
 # the k_y = 0 line of the wavelet details, which costs a structure of height h about h / Y of
 # its contrast, so Y must be large compared with the particles (as in real 1000+ px images).
@@ -73,7 +75,7 @@ def test_brightness_drift_linear_model_recovers_factors(structure):
     run = phantom.merge_params(BASE, {"render": {"brightness_drift": 0.3}})
     truth = phantom.brightness_factors(run)
     stack = render(structure, brightness_drift=0.3, **NO_CURTAINS)
-    stats = pp._slice_statistic(stack)
+    stats = pp.slice_medians(stack)
     factors = pp.brightness_factors(stats, "per_slice")
     # SE detector: slice medians sit on the SE level, so factor * b_z ~ constant (the BSE
     # median jumps between phase levels with the slice composition: "linear" model by default)
@@ -131,16 +133,16 @@ def test_preprocess_stage_chunking_independent_and_attrs(structure):
     stack = render(structure).isel(y=slice(0, 128)).astype(np.uint16)
     ds_a = stack.chunk({"channel": 1, "z": 1}).rename("registered").to_dataset()
     ds_b = stack.chunk({"channel": 2, "z": 4}).rename("registered").to_dataset()
-    out_a = pp.preprocess(ds_a)
-    out_b = pp.preprocess(ds_b, contrast_sample_slices=32)
+    out_a = pp.preprocess(ds_a, **PREPROCESS)
+    out_b = pp.preprocess(ds_b, **dict(PREPROCESS, contrast_sample_slices=32))
     assert out_a["corrected"].dtype == np.float32
     assert out_a["corrected"].dims == ("channel", "z", "y", "x")
     np.testing.assert_allclose(out_a["corrected"].values, out_b["corrected"].values, atol=1e-5)
     applied = out_a["corrected"].attrs["applied"]
     assert any(step.startswith("destripe") for step in applied["SE"])
     assert not any(step.startswith("destripe") for step in applied["BSE"])
-    with pytest.raises(InputError, match="unknown preprocess parameters"):
-        pp.preprocess(ds_a, shading="x")
+    with pytest.raises(TypeError, match="shading"):  # the stage takes its settings by name
+        pp.preprocess(ds_a, **PREPROCESS, shading="x")
 
 
 def test_preprocess_nan_and_blank_slices_do_not_crash(structure):
@@ -149,7 +151,7 @@ def test_preprocess_nan_and_blank_slices_do_not_crash(structure):
     data[:, 1] = 0.0          # blank slice
     data[:, 2, :10, :10] = np.nan
     out = pp.preprocess(stack.copy(data=data).rename("registered").to_dataset(),
-                        shading_method="divide")["corrected"].values
+                        **dict(PREPROCESS, shading_method="divide"))["corrected"].values
     assert np.isfinite(out[:, [0, 3, 4, 5]]).all()
     assert np.isnan(out[:, 2, :10, :10]).all() and np.isfinite(out[:, 2, 20:, 20:]).all()
 

@@ -1,4 +1,4 @@
-# Ingest: raw channel stacks (TIFF, TIFF folder, HDF5, raw binary, zarr) -> raw.zarr (voxelyte.io).
+# Ingest: raw channel stacks (TIFF, TIFF folder, HDF5, raw binary, zarr) -> raw.zarr (voxelyte.ingest).
 STAGE_RULES["ingest"] = SAMPLES
 
 
@@ -6,7 +6,7 @@ rule ingest:
     input:
         channels=lambda w: [str(c["path"]) for c in sample_of(w).inputs],
     output:
-        raw=zarr_output("raw.zarr"),
+        raw=artefact_output("raw"),
         record=provenance_record("ingest"),
     params:
         inputs=lambda w: sample_of(w).inputs,

@@ -4,11 +4,11 @@ STAGE_RULES["phantom"] = PHANTOM_SAMPLES
 
 rule phantom:
     output:
-        bse=sample_path("phantom", "BSE.tif"),
-        se=sample_path("phantom", "SE.tif"),
-        truth=zarr_output("phantom", "ground_truth.zarr"),
-        summary=sample_path("phantom", "phantom.json"),
-        sample_file=sample_path("phantom", "sample.yaml"),
+        bse=artefact_output("phantom_bse"),
+        se=artefact_output("phantom_se"),
+        truth=artefact_output("ground_truth"),
+        summary=artefact_output("phantom_summary"),
+        sample_file=artefact_output("phantom_sample_file"),
         record=provenance_record("phantom"),
     params:
         phantom=lambda w: sample_of(w).phantom,

@@ -4,9 +4,9 @@ STAGE_RULES["preprocess"] = SAMPLES
 
 rule preprocess:
     input:
-        registered=zarr_output("registered.zarr"),
+        registered=artefact_output("registered"),
     output:
-        corrected=zarr_output("corrected.zarr"),
+        corrected=artefact_output("corrected"),
         record=provenance_record("preprocess"),
     params:
         stage=lambda w: sample_of(w).stages["preprocess"],

@@ -1,14 +1,14 @@
-# Register: slice-drift estimation and correction, same shifts for every channel (voxelyte.registration).
+# Register: slice-drift estimation and correction, same shifts for every channel (voxelyte.register).
 STAGE_RULES["register"] = SAMPLES
 
 
 rule register:
     input:
-        raw=zarr_output("raw.zarr"),
+        raw=artefact_output("raw"),
     output:
-        registered=zarr_output("registered.zarr"),
-        drift=sample_path("drift.csv"),
-        qc=sample_path("qc", "drift.png"),
+        registered=artefact_output("registered"),
+        drift=artefact_output("drift_table"),
+        qc=artefact_output("drift_qc"),
         record=provenance_record("register"),
     params:
         stage=lambda w: sample_of(w).stages["register"],

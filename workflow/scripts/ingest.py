@@ -1,14 +1,14 @@
-"""Snakemake adapter: read a sample's raw channel stacks into raw.zarr (voxelyte.io)."""
+"""Snakemake adapter: read a sample's raw channel stacks into raw.zarr (voxelyte.ingest)."""
 from pathlib import Path
 
-from voxelyte import io, scripting
+from voxelyte import ingest, scripting
 
 
 def main(smk, log):
     sample = smk.wildcards.sample
-    stack = io.read_raw_stack(smk.params.inputs, sample=sample,
-                              voxel_size_um=smk.params.voxel_size_um, crop=smk.params.crop,
-                              chunks_zyx=tuple(smk.params.stage["chunks_zyx"]))
+    stack = ingest.read_raw_stack(smk.params.inputs, sample=sample,
+                                  voxel_size_um=smk.params.voxel_size_um, crop=smk.params.crop,
+                                  chunks_zyx=tuple(smk.params.stage["chunks_zyx"]))
     log.info("%s: channels %s, shape %s, voxel size %s um (%s)", sample,
              list(stack.channel.values), stack.shape, stack.attrs["voxel_size_um"],
              stack.attrs["voxel_size_source"])

@@ -1,7 +1,7 @@
 """Snakemake adapter: generate a ground-truth phantom sample (voxelyte.phantom)."""
 from pathlib import Path
 
-from voxelyte import phantom, provenance, scripting
+from voxelyte import contract, phantom, scripting
 
 
 def main(smk, log):
@@ -13,7 +13,7 @@ def main(smk, log):
         smk, inputs={}, outputs=[smk.output.bse, smk.output.se, Path(smk.output.truth).parent,
                                  smk.output.summary, smk.output.sample_file],
         params=smk.params.phantom)
-    provenance.write_json_atomic(record, smk.output.record)
+    contract.write_json_atomic(record, smk.output.record)
 
 
 scripting.run(snakemake, main)  # noqa: F821 (snakemake is injected by Snakemake)

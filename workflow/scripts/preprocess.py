@@ -1,14 +1,15 @@
 """Snakemake adapter: correct registered.zarr into corrected.zarr (voxelyte.preprocess)."""
 from pathlib import Path
 
-from voxelyte import io, preprocess, scripting
+from voxelyte import contract, preprocess, scripting
 
 
 def main(smk, log):
     sample = smk.wildcards.sample
     in_store = Path(smk.input.registered).parent    # inputs/outputs name the stores' zarr.json
     out_store = Path(smk.output.corrected).parent
-    corrected = preprocess.preprocess(io.open_volume(in_store, sample=sample), **smk.params.stage)
+    registered = contract.open_volume(in_store, sample=sample)
+    corrected = preprocess.preprocess(registered, **smk.params.stage)
     log.info("%s: applied %s", sample, corrected["corrected"].attrs.get("applied"))
     record = scripting.stage_record(smk, inputs={"registered": in_store}, outputs=[out_store],
                                     params=smk.params.stage)

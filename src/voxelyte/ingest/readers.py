@@ -1,50 +1,31 @@
-"""Ingest and storage: raw channel stacks (multi-page TIFF, folder of TIFF slices, HDF5, raw
-binary, zarr) into one lazy ``(channel, z, y, x)`` DataArray, and zarr volume stores written
-atomically.
-
-Reading streams: a stack becomes a dask array whose every task opens its file itself and reads
-only its own z-range, so no stack ever sits in memory as a whole. Files are checked up front
-(existence, 3D shape, numeric one-sample-per-pixel data, truncation) and every problem raises
-:class:`voxelyte.errors.InputError` naming the sample, the channel, the file or field, what was
-expected and what was found. Values are read as stored (no CF scaling of zarr inputs); data of
-non-native byte order come back in native byte order with the same dtype otherwise.
-"""
+"""Format readers: one lazy ``(z, y, x)`` reader per input format (multi-page TIFF, folder of
+TIFF slices, HDF5, raw binary, zarr), each checked up front; every problem raises
+:class:`voxelyte.errors.InputError` naming the sample, channel, file or field."""
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
 import os
-import secrets
-import shutil
 import threading
 import warnings
 from pathlib import Path
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
 from voxelyte.errors import InputError
+from voxelyte.ingest.metadata import (_coords_voxel_size_um, _tiff_voxel_size_um,
+                                      _voxel_size_from_attr)
 
-log = logging.getLogger(__name__)
-
-AXES = ("z", "y", "x")
+#: Input formats (the sample file's ``inputs[].format``).
 FORMATS = ("tiff", "tiff_folder", "hdf5", "raw", "zarr")
+#: Formats whose ``path`` is a folder.
 FOLDER_FORMATS = ("tiff_folder", "zarr")
-#: Relative difference between sample-file and metadata voxel sizes that is worth a warning.
-VOXEL_SIZE_MISMATCH_REL = 0.01
-#: Length units found in file metadata -> factor to µm.
-UNIT_TO_UM = {
-    "um": 1.0, "µm": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
-    "micrometers": 1.0, "micrometre": 1.0, "micrometres": 1.0,
-    "nm": 1e-3, "nanometer": 1e-3, "nanometers": 1e-3, "nanometre": 1e-3, "nanometres": 1e-3,
-    "mm": 1e3, "millimeter": 1e3, "millimeters": 1e3, "millimetre": 1e3, "millimetres": 1e3,
-    "cm": 1e4, "centimeter": 1e4, "centimetre": 1e4,
-}
-_TIFF_RESUNIT_CENTIMETER = 3
+
+
 # --------------------------------------------------------------------------- errors
 class _Where:
     """Who is being read (sample, channel, format, file): builds the InputErrors."""
@@ -252,80 +233,6 @@ class _ZarrReader(_StackReader):
         import zarr
 
         return zarr.open_array(self.path, path=self.array_path, mode="r")[z, y, x]
-
-
-# --------------------------------------------------------------------------- voxel size metadata
-def _unit_to_um(unit: object) -> float | None:
-    if unit is None:
-        return None
-    text = str(unit).strip().lower().replace("\\u00b5", "µ").replace("\u03bc", "µ")
-    return UNIT_TO_UM.get(text)
-
-
-def _positive_sizes(values: dict) -> dict | None:
-    sizes = {}
-    for axis, value in values.items():
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(value) and value > 0:
-            sizes[axis] = value
-    return sizes or None
-
-
-def _voxel_size_from_attr(value: object) -> dict | None:
-    """``voxel_size_um`` attribute as [z, y, x] or {"z":, "y":, "x":} -> dict, else None."""
-    if isinstance(value, dict):
-        return _positive_sizes({a: value[a] for a in AXES if a in value})
-    if isinstance(value, (list, tuple, np.ndarray)) and len(value) == 3:
-        return _positive_sizes(dict(zip(AXES, value)))
-    return None
-
-
-def _tiff_voxel_size_um(tif, page) -> dict | None:
-    """ImageJ: x/y from the resolution tags, z from ``spacing``, in the ImageJ ``unit``.
-    Other TIFFs: x/y from the resolution tags only when ResolutionUnit is centimetre."""
-    ij = tif.imagej_metadata if tif.is_imagej else None
-    if ij:
-        factor = _unit_to_um(ij.get("unit"))
-    else:
-        unit_tag = page.tags.get("ResolutionUnit")
-        factor = 1e4 if unit_tag is not None and int(unit_tag.value) == _TIFF_RESUNIT_CENTIMETER \
-            else None
-    if factor is None:
-        return None
-    sizes = {}
-    for axis, tag_name in (("y", "YResolution"), ("x", "XResolution")):
-        tag = page.tags.get(tag_name)
-        if tag is None:
-            continue
-        value = tag.value
-        per_unit = value[0] / value[1] if isinstance(value, tuple) else float(value)
-        if per_unit > 0:
-            sizes[axis] = factor / per_unit
-    if ij and ij.get("spacing") is not None:
-        sizes["z"] = float(ij["spacing"]) * factor
-    return _positive_sizes(sizes)
-
-
-def _coords_voxel_size_um(dataset: xr.Dataset, variable: str) -> dict | None:
-    """Spacing of evenly spaced 1D coords of an xarray variable (µm unless ``units`` says
-    otherwise); dims are taken as z, y, x in order."""
-    array = dataset[variable]
-    sizes = {}
-    for axis, dim in zip(AXES, array.dims):
-        if dim not in array.coords or array.coords[dim].ndim != 1 or array.sizes[dim] < 2:
-            continue
-        coord = array.coords[dim]
-        if coord.dtype.kind not in "iuf":
-            continue
-        factor = _unit_to_um(coord.attrs.get("units", "um"))
-        steps = np.diff(np.asarray(coord.values, dtype=float))
-        if factor is None or not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
-            continue
-        sizes[axis] = abs(float(steps[0])) * factor
-    return _positive_sizes(sizes)
 
 
 # --------------------------------------------------------------------------- openers per format
@@ -593,226 +500,3 @@ def _as_dask(reader: _StackReader, chunk_z: int) -> da.Array:
                          meta=np.empty((0, 0, 0), dtype=reader.dtype))
 
 
-# --------------------------------------------------------------------------- public API
-def open_channel(spec: dict, *, sample: str, chunk_z: int = 16) -> tuple[da.Array, dict | None]:
-    """Open one channel lazily: a (z, y, x) dask array chunked by ``chunk_z`` slices along z,
-    and the voxel size the file's metadata gives, ``{"z":, "y":, "x":}`` in µm (only the axes
-    it knows) or None. Checks the file up front; bad input raises InputError."""
-    reader, voxel_size_um = _open_reader(spec, sample)
-    return _as_dask(reader, chunk_z), voxel_size_um
-
-
-def _crop_ranges(crop: dict | None, shape: tuple, sample: str) -> list[tuple[int, int]]:
-    ranges = [(0, n) for n in shape]
-    for axis, bounds in (crop or {}).items():
-        expected_axes = "one of z, y, x"
-        if axis not in AXES:
-            raise InputError("unknown crop axis", sample=sample, field=f"crop.{axis}",
-                             expected=expected_axes, found=axis)
-        n = shape[AXES.index(axis)]
-        expected = (f"[start, stop] with 0 <= start < stop <= {n} "
-                    f"(stack shape (z, y, x) = {tuple(shape)})")
-        try:
-            start, stop = (int(v) for v in bounds)
-        except (TypeError, ValueError):
-            raise InputError("crop range is not two voxel indices", sample=sample,
-                             field=f"crop.{axis}", expected=expected, found=bounds) from None
-        if not 0 <= start < stop <= n:
-            raise InputError("crop range outside the stack or empty", sample=sample,
-                             field=f"crop.{axis}", expected=expected, found=[start, stop])
-        ranges[AXES.index(axis)] = (start, stop)
-    return ranges
-
-
-def _sample_voxel_size(voxel_size_um, sample: str) -> dict:
-    if voxel_size_um is None:
-        return {}
-    given = (dict(voxel_size_um) if isinstance(voxel_size_um, dict)
-             else dict(zip(AXES, voxel_size_um)))
-    for axis, value in given.items():
-        ok = axis in AXES and isinstance(value, (int, float, np.number)) and \
-            math.isfinite(value) and value > 0
-        if not ok:
-            raise InputError("voxel size must be a positive number per axis z, y, x",
-                             sample=sample, field=f"voxel_size_um.{axis}",
-                             expected="a positive number of µm", found=value)
-    return {axis: float(value) for axis, value in given.items()}
-
-
-def _resolve_voxel_size(voxel_size_um, metadata: list[tuple[str, dict | None]],
-                        sample: str) -> tuple[list[float], str]:
-    """Per axis: the sample file's value, else the first channel's metadata value."""
-    given = _sample_voxel_size(voxel_size_um, sample)
-    from_files: dict[str, tuple[float, str]] = {}
-    for channel, sizes in metadata:
-        for axis, value in (sizes or {}).items():
-            if axis not in from_files:
-                from_files[axis] = (value, channel)
-            elif abs(value - from_files[axis][0]) > VOXEL_SIZE_MISMATCH_REL * from_files[axis][0]:
-                log.warning("sample '%s': file metadata of channels '%s' and '%s' disagree on "
-                            "the %s voxel size: %.6g vs %.6g um (using the first)", sample,
-                            from_files[axis][1], channel, axis, from_files[axis][0], value)
-    sizes, sources, missing = [], set(), []
-    for axis in AXES:
-        if axis in given:
-            sizes.append(given[axis])
-            sources.add("sample file")
-            if axis in from_files:
-                meta, channel = from_files[axis]
-                if abs(given[axis] - meta) > VOXEL_SIZE_MISMATCH_REL * given[axis]:
-                    log.warning("sample '%s': voxel size %s = %.6g um from the sample file "
-                                "differs by more than %.0f %% from the file metadata of channel "
-                                "'%s' (%.6g um); using the sample file", sample, axis,
-                                given[axis], 100 * VOXEL_SIZE_MISMATCH_REL, channel, meta)
-        elif axis in from_files:
-            sizes.append(from_files[axis][0])
-            sources.add("file metadata")
-        else:
-            missing.append(axis)
-    if missing:
-        raise InputError(
-            f"no voxel size for axis {', '.join(missing)}: neither the sample file nor the "
-            "file metadata gives one", sample=sample, field="voxel_size_um",
-            expected="voxel_size_um {z, y, x} in µm in the sample file",
-            found={"sample file": given or None,
-                   "file metadata": {a: v for a, (v, _) in from_files.items()} or None})
-    source = " + ".join(s for s in ("sample file", "file metadata") if s in sources)
-    return sizes, source
-
-
-def read_raw_stack(channels: list[dict], *, sample: str, voxel_size_um: dict | None = None,
-                   crop: dict | None = None, chunks_zyx=(16, 1024, 1024)) -> xr.DataArray:
-    """Combine channel stacks into one lazy ``raw`` DataArray (channel, z, y, x), chunked
-    ``(1, *chunks_zyx)``, with µm coords at voxel centres of the (cropped) stack.
-
-    Voxel size per axis: the sample-file value (``voxel_size_um``), else the file metadata;
-    ``voxel_size_source`` says which ("sample file", "file metadata", or "sample file + file
-    metadata" when mixed per axis). ``crop`` takes voxel index ranges ``[start, stop)`` per
-    axis; only the cropped slices are read."""
-    if not channels:
-        raise InputError("no input channels", sample=sample, field="inputs",
-                         expected="at least one channel", found=[])
-    opened = [(spec, *_open_reader(spec, sample)) for spec in channels]
-    first_spec, first_reader, _ = opened[0]
-    for spec, reader, _ in opened[1:]:
-        if reader.shape != first_reader.shape:
-            raise InputError(
-                f"channels '{first_spec['name']}' and '{spec['name']}' have different stack "
-                f"shapes: {first_reader.shape} and {reader.shape}", sample=sample,
-                source=f"{first_reader.path}, {reader.path}", field="inputs",
-                expected=f"shape (z, y, x) {first_reader.shape} as channel "
-                         f"'{first_spec['name']}'",
-                found=f"{reader.shape} in channel '{spec['name']}'")
-    full_shape = first_reader.shape
-    ranges = _crop_ranges(crop, full_shape, sample)
-    sizes_um, size_source = _resolve_voxel_size(
-        voxel_size_um, [(spec["name"], voxel) for spec, _, voxel in opened], sample)
-
-    chunk_z, chunk_y, chunk_x = (int(c) for c in chunks_zyx)
-    dtype = np.result_type(*(reader.dtype for _, reader, _ in opened))
-    if any(reader.dtype != dtype for _, reader, _ in opened):
-        log.info("sample '%s': channels of dtypes %s are stored as %s", sample,
-                 [str(r.dtype) for _, r, _ in opened], dtype)
-    stacks = [_as_dask(reader.window(ranges), chunk_z).rechunk((chunk_z, chunk_y, chunk_x))
-              .astype(dtype, copy=False) for _, reader, _ in opened]
-    data = da.stack(stacks)
-
-    coords = {"channel": np.array([spec["name"] for spec, _, _ in opened], dtype=object)}
-    for axis, (start, stop), size in zip(AXES, ranges, sizes_um):
-        coords[axis] = xr.Variable(axis, (np.arange(stop - start) + start + 0.5) * size,
-                                   attrs={"units": "um"})
-    channel_info = []
-    for spec, reader, voxel in opened:
-        info = {"name": spec["name"], "format": spec["format"], "path": str(spec["path"]),
-                "dtype": str(reader.dtype), "shape_zyx": list(reader.shape)}
-        if spec.get("dataset"):
-            info["dataset"] = spec["dataset"]
-        if voxel:
-            info["metadata_voxel_size_um"] = voxel
-        channel_info.append(info)
-    attrs = {"voxel_size_um": sizes_um, "voxel_size_source": size_source,
-             "channels": channel_info,
-             "crop": {axis: [start, stop] for axis, (start, stop) in zip(AXES, ranges)},
-             "source_shape_zyx": list(full_shape)}
-    return xr.DataArray(data, dims=("channel",) + AXES, coords=coords, name="raw", attrs=attrs)
-
-
-def as_channel_stack(stack: xr.DataArray) -> xr.DataArray:
-    """A (channel, z, y, x) view of an image stack; a single (z, y, x) volume gets one channel
-    named "image". Other layouts raise InputError."""
-    if stack.dims == ("z", "y", "x"):
-        stack = stack.expand_dims(channel=["image"])
-    if stack.dims != ("channel", "z", "y", "x"):
-        raise InputError("stack has unexpected dimensions", field="dims",
-                         expected="(channel, z, y, x) or (z, y, x)", found=stack.dims)
-    return stack
-
-
-def volume_voxel_size_um(volume: xr.DataArray | xr.Dataset, axes=AXES) -> tuple[float, ...]:
-    """Voxel size (µm) along ``axes`` of a volume written by a voxelyte stage: its
-    ``voxel_size_um`` attribute [vz, vy, vx], else the spacing of its µm coords."""
-    sizes = volume.attrs.get("voxel_size_um")
-    if isinstance(sizes, (list, tuple, np.ndarray)) and len(sizes) == 3:
-        return tuple(float(sizes[AXES.index(axis)]) for axis in axes)
-    out = []
-    for axis in axes:
-        coord = volume.coords.get(axis)
-        if coord is None or coord.size < 2:
-            raise InputError("volume has no voxel size", field="voxel_size_um",
-                             expected="attrs voxel_size_um [vz, vy, vx] or µm coords",
-                             found=f"no attribute and no {axis} coordinate spacing")
-        out.append(abs(float(coord[1] - coord[0])))
-    return tuple(out)
-
-
-def write_zarr_atomic(ds: xr.Dataset, path, *, num_workers: int = 1) -> None:
-    """Write ``ds`` to the zarr store ``path`` (consolidated metadata) so that ``path`` only
-    ever holds a complete store: write into a sibling ``<path>.tmp-<random>``, then replace.
-
-    Dask-backed variables are computed chunk by chunk with the threaded scheduler limited to
-    ``num_workers``; their dask chunks define the zarr chunks, and the in-memory dtypes are
-    written (encodings inherited from an opened store are dropped). On failure the temporary store is removed and nothing at
-    ``path`` changes."""
-    import zarr
-
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f"{final.name}.tmp-{secrets.token_hex(6)}")
-    ds = ds.copy(deep=False)
-    for variable in ds.variables.values():
-        # encodings inherited from a store this data was read from (dtype, scale, chunks)
-        # would silently cast or re-chunk derived data: write what is in memory
-        variable.encoding = {}
-    try:
-        with dask.config.set(scheduler="threads", num_workers=num_workers), \
-                zarr.config.set({"threading.max_workers": num_workers}), \
-                warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not")
-            ds.to_zarr(tmp, mode="w-", consolidated=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.is_dir() and not final.is_symlink():
-        shutil.rmtree(final)
-    elif final.exists() or final.is_symlink():
-        final.unlink()
-    os.replace(tmp, final)
-
-
-def open_volume(path, *, sample: str | None = None) -> xr.Dataset:
-    """Open a zarr volume store lazily (dask chunks = stored chunks). A missing or unreadable
-    store raises InputError naming the path."""
-    store = Path(path)
-    if not store.is_dir():
-        raise InputError("volume store not found", sample=sample, source=str(store),
-                         expected="a zarr store written by an earlier stage",
-                         found="a file" if store.exists() else "nothing")
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated")
-            return xr.open_zarr(store, chunks={}, consolidated=None)
-    except Exception as err:
-        raise InputError(f"not a readable zarr store ({type(err).__name__}: {err})",
-                         sample=sample, source=str(store),
-                         expected="a zarr store written by an earlier stage",
-                         found="a missing or corrupt store") from err

@@ -1,6 +1,6 @@
-"""Tests for voxelyte.io: every input format read back exactly with µm coords, voxel-size
-precedence, crop, one clear InputError per bad input, atomic zarr writes, and streaming a stack
-larger than the memory budget."""
+"""Tests for voxelyte.ingest: every input format read back exactly with µm coords, voxel-size
+precedence, crop, one clear InputError per bad input, atomic zarr writes (voxelyte.contract),
+and streaming a stack larger than the memory budget."""
 import logging
 import pickle
 import tracemalloc
@@ -13,7 +13,7 @@ import tifffile
 import xarray as xr
 import zarr
 
-from voxelyte import io
+from voxelyte import contract, ingest
 from voxelyte.errors import InputError
 
 SAMPLE = "S1"
@@ -62,7 +62,7 @@ def test_multipage_imagej_tiff_round_trip(tmp_path, unit, factor):
     data = stack()
     path = tmp_path / "BSE.tif"
     write_imagej(path, data, xy_um=20, z_um=50, unit=unit)
-    raw = io.read_raw_stack([spec("BSE", "tiff", path)], sample=SAMPLE, chunks_zyx=(4, 8, 8))
+    raw = ingest.read_raw_stack([spec("BSE", "tiff", path)], sample=SAMPLE, chunks_zyx=(4, 8, 8))
     assert isinstance(raw.data, da.Array)
     assert raw.dims == ("channel", "z", "y", "x") and raw.name == "raw"
     assert list(raw.channel.values) == ["BSE"]
@@ -82,7 +82,7 @@ def test_open_channel_is_lazy_and_picklable(tmp_path):
     with tifffile.TiffWriter(path) as tif:  # compressed pages: not memory-mappable
         for page in data:
             tif.write(page, compression="zlib")
-    array, voxel = io.open_channel(spec("BSE", "tiff", path), sample=SAMPLE, chunk_z=3)
+    array, voxel = ingest.open_channel(spec("BSE", "tiff", path), sample=SAMPLE, chunk_z=3)
     assert voxel is None and array.chunks[0][:2] == (3, 3)
     np.testing.assert_array_equal(array[4:11, 2:5].compute(), data[4:11, 2:5])
     np.testing.assert_array_equal(array[7].compute(), data[7])
@@ -97,7 +97,7 @@ def test_tiff_folder_natural_sort(tmp_path):
         tifffile.imwrite(folder / f"s{z + 1}.tif", page, resolution=(1e4 / 0.03, 1e4 / 0.03),
                          resolutionunit="CENTIMETER")
     (folder / "notes.txt").write_text("not a slice")
-    raw = io.read_raw_stack([spec("SE", "tiff_folder", folder, pattern="s*.tif")],
+    raw = ingest.read_raw_stack([spec("SE", "tiff_folder", folder, pattern="s*.tif")],
                             sample=SAMPLE, voxel_size_um={"z": 0.05})
     np.testing.assert_array_equal(raw.values[0], data)
     np.testing.assert_allclose(raw.attrs["voxel_size_um"], [0.05, 0.03, 0.03])
@@ -110,7 +110,8 @@ def test_hdf5_round_trip_with_element_size(tmp_path):
     with h5py.File(path, "w") as h5:
         h5.create_dataset("exchange/data", data=data, chunks=(2, 10, 12))
         h5["exchange/data"].attrs["element_size_um"] = [0.1, 0.04, 0.04]
-    raw = io.read_raw_stack([spec("xray", "hdf5", path, dataset="exchange/data")], sample=SAMPLE)
+    raw = ingest.read_raw_stack([spec("xray", "hdf5", path, dataset="exchange/data")],
+                                sample=SAMPLE)
     assert raw.dtype == np.float32
     np.testing.assert_array_equal(raw.values[0], data)
     expect_coords(raw, [0.1, 0.04, 0.04])
@@ -125,7 +126,7 @@ def test_raw_round_trip(tmp_path, byte_order):
                                                                    else ">")).tobytes())
     channel = spec("BSE", "raw", path, shape_zyx=list(SHAPE), dtype="int16",
                    byte_order=byte_order, header_bytes=len(header))
-    raw = io.read_raw_stack([channel], sample=SAMPLE, voxel_size_um={"z": 1, "y": 2, "x": 3})
+    raw = ingest.read_raw_stack([channel], sample=SAMPLE, voxel_size_um={"z": 1, "y": 2, "x": 3})
     assert raw.dtype == np.dtype("int16") and raw.dtype.isnative
     np.testing.assert_array_equal(raw.values[0], data)
     expect_coords(raw, [1, 2, 3])
@@ -139,7 +140,7 @@ def test_zarr_inputs(tmp_path):
                        coords={"z": (np.arange(6) + 0.5) * 0.2, "y": np.arange(10) * 0.1,
                                "x": np.arange(12) * 0.1})
     frame.to_zarr(tmp_path / "xr.zarr", consolidated=False)
-    raw = io.read_raw_stack([spec("BSE", "zarr", tmp_path / "xr.zarr")], sample=SAMPLE)
+    raw = ingest.read_raw_stack([spec("BSE", "zarr", tmp_path / "xr.zarr")], sample=SAMPLE)
     np.testing.assert_array_equal(raw.values[0], data)
     np.testing.assert_allclose(raw.attrs["voxel_size_um"], [0.2, 0.1, 0.1])
     # a plain zarr group, array named, voxel size from its attrs
@@ -148,10 +149,10 @@ def test_zarr_inputs(tmp_path):
     group["scans/bse"].attrs["voxel_size_um"] = [0.3, 0.2, 0.1]
     group.create_array("other", data=data)
     channel = spec("BSE", "zarr", tmp_path / "plain.zarr", dataset="scans/bse")
-    raw = io.read_raw_stack([channel], sample=SAMPLE, crop={"y": [2, 7]})
+    raw = ingest.read_raw_stack([channel], sample=SAMPLE, crop={"y": [2, 7]})
     np.testing.assert_array_equal(raw.values[0], data[:, 2:7])
     np.testing.assert_allclose(raw.attrs["voxel_size_um"], [0.3, 0.2, 0.1])
-    raises_input_error("field 'dataset'", "scans/bse", "other", call=lambda: io.open_channel(
+    raises_input_error("field 'dataset'", "scans/bse", "other", call=lambda: ingest.open_channel(
         spec("BSE", "zarr", tmp_path / "plain.zarr"), sample=SAMPLE))
 
 
@@ -162,7 +163,7 @@ def test_two_channels_of_different_formats(tmp_path):
         h5["se"] = se
     channels = [spec("BSE", "tiff", tmp_path / "BSE.tif"),
                 spec("SE", "hdf5", tmp_path / "se.h5", dataset="se")]
-    raw = io.read_raw_stack(channels, sample=SAMPLE, chunks_zyx=(4, 4, 4))
+    raw = ingest.read_raw_stack(channels, sample=SAMPLE, chunks_zyx=(4, 4, 4))
     assert list(raw.channel.values) == ["BSE", "SE"]
     np.testing.assert_array_equal(raw.sel(channel="BSE").values, bse)
     np.testing.assert_array_equal(raw.sel(channel="SE").values, se)
@@ -174,8 +175,8 @@ def test_voxel_size_precedence(tmp_path, caplog):
     path = tmp_path / "BSE.tif"
     write_imagej(path, stack(), xy_um=0.02, z_um=0.05)
     channels = [spec("BSE", "tiff", path)]
-    with caplog.at_level(logging.WARNING, logger="voxelyte.io"):
-        raw = io.read_raw_stack(channels, sample=SAMPLE,
+    with caplog.at_level(logging.WARNING, logger="voxelyte.ingest"):
+        raw = ingest.read_raw_stack(channels, sample=SAMPLE,
                                 voxel_size_um={"z": 0.06, "y": 0.02, "x": 0.02})
     assert raw.attrs["voxel_size_um"] == [0.06, 0.02, 0.02]
     assert raw.attrs["voxel_size_source"] == "sample file"
@@ -183,22 +184,22 @@ def test_voxel_size_precedence(tmp_path, caplog):
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1 and "voxel size z" in warned[0]  # 20 % off; y, x agree
 
-    raw = io.read_raw_stack(channels, sample=SAMPLE, voxel_size_um={"z": 0.1})
+    raw = ingest.read_raw_stack(channels, sample=SAMPLE, voxel_size_um={"z": 0.1})
     np.testing.assert_allclose(raw.attrs["voxel_size_um"], [0.1, 0.02, 0.02])
 
     raw_file = tmp_path / "stack.raw"
     raw_file.write_bytes(stack().tobytes())
     no_metadata = [spec("BSE", "raw", raw_file, shape_zyx=list(SHAPE), dtype="uint16")]
     raises_input_error("field 'voxel_size_um'", "axis z, y, x",
-                       call=lambda: io.read_raw_stack(no_metadata, sample=SAMPLE))
-    raises_input_error("field 'voxel_size_um'", "axis x", call=lambda: io.read_raw_stack(
+                       call=lambda: ingest.read_raw_stack(no_metadata, sample=SAMPLE))
+    raises_input_error("field 'voxel_size_um'", "axis x", call=lambda: ingest.read_raw_stack(
         no_metadata, sample=SAMPLE, voxel_size_um={"z": 1, "y": 1}))
 
 
 def test_crop_values_and_coords(tmp_path):
     data = stack()
     write_imagej(tmp_path / "BSE.tif", data, xy_um=0.5, z_um=2.0)
-    raw = io.read_raw_stack([spec("BSE", "tiff", tmp_path / "BSE.tif")], sample=SAMPLE,
+    raw = ingest.read_raw_stack([spec("BSE", "tiff", tmp_path / "BSE.tif")], sample=SAMPLE,
                             crop={"z": [1, 5], "x": [3, 11]}, chunks_zyx=(3, 4, 4))
     np.testing.assert_array_equal(raw.values[0], data[1:5, :, 3:11])
     expect_coords(raw, [2.0, 0.5, 0.5], starts=(1, 0, 3))
@@ -211,7 +212,7 @@ def test_crop_values_and_coords(tmp_path):
 def test_bad_crop(tmp_path, crop, field):
     write_imagej(tmp_path / "BSE.tif", stack())
     channels = [spec("BSE", "tiff", tmp_path / "BSE.tif")]
-    text = raises_input_error(f"field '{field}'", call=lambda: io.read_raw_stack(
+    text = raises_input_error(f"field '{field}'", call=lambda: ingest.read_raw_stack(
         channels, sample=SAMPLE, crop=crop))
     if field != "crop.w":
         assert "(6, 10, 12)" in text  # the stack shape
@@ -220,12 +221,12 @@ def test_bad_crop(tmp_path, crop, field):
 # --------------------------------------------------------------------------- bad input
 def test_missing_inputs(tmp_path):
     raises_input_error("BSE", str(tmp_path / "gone.tif"), "input not found",
-                       call=lambda: io.open_channel(spec("BSE", "tiff", tmp_path / "gone.tif"),
+                       call=lambda: ingest.open_channel(spec("BSE", "tiff", tmp_path / "gone.tif"),
                                                     sample=SAMPLE))
-    raises_input_error("gone", "folder", call=lambda: io.open_channel(
+    raises_input_error("gone", "folder", call=lambda: ingest.open_channel(
         spec("BSE", "tiff_folder", tmp_path / "gone"), sample=SAMPLE))
     (tmp_path / "empty").mkdir()
-    raises_input_error(str(tmp_path / "empty"), "field 'pattern'", call=lambda: io.open_channel(
+    raises_input_error(str(tmp_path / "empty"), "field 'pattern'", call=lambda: ingest.open_channel(
         spec("BSE", "tiff_folder", tmp_path / "empty"), sample=SAMPLE))
 
 
@@ -235,7 +236,7 @@ def test_tiff_folder_mismatched_slices(tmp_path, odd_slice):
         tifffile.imwrite(tmp_path / f"s{z}.tif", np.zeros((5, 7), np.uint16))
     tifffile.imwrite(tmp_path / "s3.tif", odd_slice)
     raises_input_error(str(tmp_path / "s3.tif"), "slice z=3", "shape (5, 7), dtype uint16",
-                       call=lambda: io.open_channel(spec("BSE", "tiff_folder", tmp_path),
+                       call=lambda: ingest.open_channel(spec("BSE", "tiff_folder", tmp_path),
                                                     sample=SAMPLE))
 
 
@@ -244,7 +245,7 @@ def test_channels_of_different_shapes(tmp_path):
     write_imagej(tmp_path / "SE.tif", stack(shape=(6, 10, 11)))
     channels = [spec("BSE", "tiff", tmp_path / "BSE.tif"), spec("SE", "tiff", tmp_path / "SE.tif")]
     raises_input_error("'BSE'", "'SE'", "(6, 10, 12)", "(6, 10, 11)", str(tmp_path / "SE.tif"),
-                       call=lambda: io.read_raw_stack(channels, sample=SAMPLE))
+                       call=lambda: ingest.read_raw_stack(channels, sample=SAMPLE))
 
 
 def test_non_numeric_data(tmp_path):
@@ -253,14 +254,14 @@ def test_non_numeric_data(tmp_path):
         h5["text"] = np.array([[["a"]]], dtype="S1")
     for name in ("complex", "text"):
         raises_input_error(str(tmp_path / "c.h5"), "an integer or float image",
-                           call=lambda: io.open_channel(spec("BSE", "hdf5", tmp_path / "c.h5",
+                           call=lambda: ingest.open_channel(spec("BSE", "hdf5", tmp_path / "c.h5",
                                                              dataset=name), sample=SAMPLE))
     zarr.create_array(tmp_path / "mask.zarr", data=np.zeros(SHAPE, bool))
     raises_input_error("mask.zarr", "an integer or float image", "bool",
-                       call=lambda: io.open_channel(spec("BSE", "zarr", tmp_path / "mask.zarr"),
+                       call=lambda: ingest.open_channel(spec("BSE", "zarr", tmp_path / "mask.zarr"),
                                                     sample=SAMPLE))
     tifffile.imwrite(tmp_path / "c.tif", np.zeros(SHAPE, np.complex64))
-    raises_input_error("c.tif", "an integer or float image", call=lambda: io.open_channel(
+    raises_input_error("c.tif", "an integer or float image", call=lambda: ingest.open_channel(
         spec("BSE", "tiff", tmp_path / "c.tif"), sample=SAMPLE))
 
 
@@ -270,9 +271,9 @@ def test_hdf5_dataset_missing_or_not_3d(tmp_path):
         h5["entry/image"] = np.zeros((10, 12), np.uint16)
         h5["entry/stack"] = np.zeros(SHAPE, np.uint16)
     text = raises_input_error(str(path), "field 'dataset'", "entry/stack", call=lambda: (
-        io.open_channel(spec("BSE", "hdf5", path, dataset="entry/volume"), sample=SAMPLE)))
+        ingest.open_channel(spec("BSE", "hdf5", path, dataset="entry/volume"), sample=SAMPLE)))
     assert "entry/volume" in text
-    raises_input_error(str(path), "2D image", "(10, 12)", call=lambda: io.open_channel(
+    raises_input_error(str(path), "2D image", "(10, 12)", call=lambda: ingest.open_channel(
         spec("BSE", "hdf5", path, dataset="entry/image"), sample=SAMPLE))
 
 
@@ -281,14 +282,14 @@ def test_raw_errors(tmp_path):
     path.write_bytes(bytes(16 + 6 * 10 * 12 * 2))
     good = {"shape_zyx": list(SHAPE), "dtype": "uint16", "header_bytes": 16}
     for key in ("shape_zyx", "dtype"):
-        raises_input_error(str(path), f"field '{key}'", call=lambda: io.open_channel(
+        raises_input_error(str(path), f"field '{key}'", call=lambda: ingest.open_channel(
             spec("BSE", "raw", path, **dict(good, **{key: None})), sample=SAMPLE))
-    text = raises_input_error(str(path), "truncated", call=lambda: io.open_channel(
+    text = raises_input_error(str(path), "truncated", call=lambda: ingest.open_channel(
         spec("BSE", "raw", path, **dict(good, shape_zyx=[7, 10, 12])), sample=SAMPLE))
     assert "1696 bytes" in text and "1456 bytes" in text
-    raises_input_error(str(path), "too large", "1456 bytes", call=lambda: io.open_channel(
+    raises_input_error(str(path), "too large", "1456 bytes", call=lambda: ingest.open_channel(
         spec("BSE", "raw", path, **dict(good, header_bytes=0)), sample=SAMPLE))
-    raises_input_error(str(path), "an integer or float image", call=lambda: io.open_channel(
+    raises_input_error(str(path), "an integer or float image", call=lambda: ingest.open_channel(
         spec("BSE", "raw", path, **dict(good, dtype="complex64")), sample=SAMPLE))
 
 
@@ -301,7 +302,7 @@ def test_truncated_tiff_files(tmp_path):
     for path in (contiguous, paged):
         with open(path, "r+b") as handle:
             handle.truncate(int(path.stat().st_size * 0.6))
-        raises_input_error(str(path), "truncated", call=lambda: io.open_channel(
+        raises_input_error(str(path), "truncated", call=lambda: ingest.open_channel(
             spec("BSE", "tiff", path), sample=SAMPLE))
 
 
@@ -315,18 +316,18 @@ def test_corrupt_tiff_page_named_on_read(tmp_path):
     with open(path, "r+b") as handle:  # garbage in slice 5's compressed data: fails to decode
         handle.seek(offset)
         handle.write(b"\xff" * 64)
-    array, _ = io.open_channel(spec("BSE", "tiff", path), sample=SAMPLE, chunk_z=4)
+    array, _ = ingest.open_channel(spec("BSE", "tiff", path), sample=SAMPLE, chunk_z=4)
     np.testing.assert_array_equal(array[:4].compute().shape, (4, 32, 32))
     raises_input_error(str(path), "slice z=5", call=array.compute)
 
 
 def test_tiff_2d_and_rgb(tmp_path):
     tifffile.imwrite(tmp_path / "single.tif", np.zeros((10, 12), np.uint16))
-    raises_input_error("single.tif", "2D image", "(10, 12)", call=lambda: io.open_channel(
+    raises_input_error("single.tif", "2D image", "(10, 12)", call=lambda: ingest.open_channel(
         spec("BSE", "tiff", tmp_path / "single.tif"), sample=SAMPLE))
     tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((4, 10, 12, 3), np.uint8), photometric="rgb")
     raises_input_error("rgb.tif", "RGB", "one grey-value channel per file",
-                       call=lambda: io.open_channel(spec("BSE", "tiff", tmp_path / "rgb.tif"),
+                       call=lambda: ingest.open_channel(spec("BSE", "tiff", tmp_path / "rgb.tif"),
                                                     sample=SAMPLE))
 
 
@@ -334,13 +335,13 @@ def test_tiff_2d_and_rgb(tmp_path):
 def test_write_zarr_atomic_round_trip(tmp_path):
     data = stack()
     write_imagej(tmp_path / "BSE.tif", data)
-    raw = io.read_raw_stack([spec("BSE", "tiff", tmp_path / "BSE.tif")], sample=SAMPLE,
+    raw = ingest.read_raw_stack([spec("BSE", "tiff", tmp_path / "BSE.tif")], sample=SAMPLE,
                             chunks_zyx=(4, 8, 8))
     dataset = raw.to_dataset()
     dataset.attrs["sample"] = SAMPLE
     target = tmp_path / "out" / "raw.zarr"
-    io.write_zarr_atomic(dataset, target)
-    io.write_zarr_atomic(dataset, target)  # replaces the old store
+    contract.write_zarr_atomic(dataset, target)
+    contract.write_zarr_atomic(dataset, target)  # replaces the old store
     assert sorted(p.name for p in target.parent.iterdir()) == ["raw.zarr"]
     stored = xr.open_zarr(target)
     assert stored.raw.dims == ("channel", "z", "y", "x")
@@ -349,7 +350,7 @@ def test_write_zarr_atomic_round_trip(tmp_path):
     for axis in "zyx":
         np.testing.assert_array_equal(stored[axis].values, raw[axis].values)
     assert stored.raw.attrs == raw.attrs and stored.attrs == {"sample": SAMPLE}
-    opened = io.open_volume(target, sample=SAMPLE)
+    opened = contract.open_volume(target, sample=SAMPLE)
     assert opened.raw.data.chunksize == (1, 4, 8, 8)
     xr.testing.assert_identical(opened.load(), stored.load())
 
@@ -364,17 +365,17 @@ def test_write_zarr_atomic_failure_leaves_nothing(tmp_path):
                                                                           dtype="uint8")
     target = tmp_path / "labels.zarr"
     with pytest.raises(RuntimeError, match="disk on fire"):
-        io.write_zarr_atomic(xr.Dataset({"labels": (("z", "y", "x"), volume)}), target)
+        contract.write_zarr_atomic(xr.Dataset({"labels": (("z", "y", "x"), volume)}), target)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_open_volume_errors(tmp_path):
     raises_input_error(str(tmp_path / "none.zarr"), "not found",
-                       call=lambda: io.open_volume(tmp_path / "none.zarr", sample=SAMPLE))
+                       call=lambda: contract.open_volume(tmp_path / "none.zarr", sample=SAMPLE))
     (tmp_path / "junk.zarr").mkdir()
     (tmp_path / "junk.zarr" / "zarr.json").write_text("{not json")
     raises_input_error(str(tmp_path / "junk.zarr"), "not a readable zarr store",
-                       call=lambda: io.open_volume(tmp_path / "junk.zarr", sample=SAMPLE))
+                       call=lambda: contract.open_volume(tmp_path / "junk.zarr", sample=SAMPLE))
 
 
 # --------------------------------------------------------------------------- streaming
@@ -391,10 +392,10 @@ def test_large_tiff_streams_within_memory_budget(tmp_path):
     target = tmp_path / "raw.zarr"
     tracemalloc.start()
     try:
-        raw = io.read_raw_stack([spec("BSE", "tiff", path)], sample=SAMPLE,
+        raw = ingest.read_raw_stack([spec("BSE", "tiff", path)], sample=SAMPLE,
                                 voxel_size_um={"z": 0.05, "y": 0.02, "x": 0.02},
                                 chunks_zyx=(8, 1024, 1024))
-        io.write_zarr_atomic(raw.to_dataset(), target, num_workers=1)
+        contract.write_zarr_atomic(raw.to_dataset(), target, num_workers=1)
         _, peak_bytes = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -410,11 +411,11 @@ def test_derived_data_keeps_its_dtype_when_written(tmp_path):
     """Data read from a uint16 store and turned into floats must not be cast back on write."""
     counts = xr.DataArray(np.arange(2 * 4 * 5 * 6, dtype=np.uint16).reshape(2, 4, 5, 6),
                           dims=("channel", "z", "y", "x"), name="raw")
-    io.write_zarr_atomic(counts.to_dataset(), tmp_path / "raw.zarr")
-    opened = io.open_volume(tmp_path / "raw.zarr")["raw"]
+    contract.write_zarr_atomic(counts.to_dataset(), tmp_path / "raw.zarr")
+    opened = contract.open_volume(tmp_path / "raw.zarr")["raw"]
     scaled = (opened.astype(np.float32) / 1000.0).rename("scaled")
     scaled = opened.copy(data=scaled.data).rename("scaled")   # keeps the uint16 encoding
-    io.write_zarr_atomic(scaled.to_dataset(), tmp_path / "scaled.zarr")
-    back = io.open_volume(tmp_path / "scaled.zarr")["scaled"]
+    contract.write_zarr_atomic(scaled.to_dataset(), tmp_path / "scaled.zarr")
+    back = contract.open_volume(tmp_path / "scaled.zarr")["scaled"]
     assert back.dtype == np.float32
     np.testing.assert_allclose(back.values, counts.values / 1000.0, rtol=1e-6)

@@ -1,4 +1,4 @@
-"""Tests for voxelyte.registration on rendered phantoms (noise, shading, curtains, brightness
+"""Tests for voxelyte.register on rendered phantoms (noise, shading, curtains, brightness
 drift present) against the ground-truth drift of voxelyte.phantom (DRIFT_CONVENTION)."""
 import functools
 
@@ -7,16 +7,18 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from voxelyte import phantom, registration as reg
+from voxelyte import config, phantom, register as reg
 from voxelyte.errors import InputError
 
 VS = 0.1
+#: The register stage's settings with the schema defaults (as the workflow passes them).
+REGISTER = config.stage_defaults()["register"]
 # A field representative of real PFIB-SEM images: 1.2 µm CAM at 0.1 µm voxels in a 320 px
 # (32 µm) field, ~27 particle diameters across (hundreds of particle sections per slice).
 # Neighbour-slice registration of a real 3D structure random-walks by the apparent in-plane
 # motion of inclined interfaces; per pair sigma ~ 0.5 px * d50 / field (measured 0.047 / 0.020 /
 # 0.0095 px for 160 / 320 / 640 px fields), so small fields of large particles fail the
-# accuracy however the correlation is done (see the registration module docstring).
+# accuracy however the correlation is done (see the README's *Registration*).
 RUN = {"shape_zyx": [40, 320, 320], "voxel_size_um": VS, "cam_d50_um": 1.2,
        "se_d50_um": 1.44, "render": {"drift_total_px": [4.0, -3.0]}}
 # Seed 7 is the hardest of seeds 1-10 for the former Tukey-windowed estimator (RMS 0.39 px,
@@ -79,7 +81,7 @@ def test_slow_smooth_drift_is_not_quantised():
     stack = xr.DataArray(data, dims=("z", "y", "x"), attrs={"voxel_size_um": [VS] * 3})
     # default grid 1/100 px; a coarse 1/20 px grid keeps a small parabola bias (unrefined:
     # ~1 px on either grid)
-    for upsample_factor, tolerance in ((reg.REGISTER_DEFAULTS["upsample_factor"], 0.05),
+    for upsample_factor, tolerance in ((REGISTER["upsample_factor"], 0.05),
                                        (20, 0.2)):
         table = reg.estimate_drift(stack, upsample_factor=upsample_factor)
         error = table[["dy_px", "dx_px"]].to_numpy() - truth
@@ -94,8 +96,8 @@ def test_pair_estimator_is_subpixel_on_identical_content():
     for shift in [(0.3, -1.7), (2.45, 0.6), (-3.1, 2.2)]:
         moved = ndimage.shift(base, shift, order=3, mode="nearest")
         noisy = [im + rng.normal(0, 0.01, im.shape) for im in (base, moved)]
-        a, b = (reg._prepare(im[None], 0.5)[0] for im in noisy)
-        m, q = reg._correlate(a, b, 20)
+        a, b = (reg.prepare_slice(im[None], 0.5)[0] for im in noisy)
+        m, q = reg.correlate_pair(a, b, 20)
         assert np.allclose(m, shift, atol=0.06) and q > 0.5
 
 
@@ -360,13 +362,13 @@ def test_bad_inputs(rendered):
 def test_register_stage_and_qc_figure(rendered, tmp_path):
     stack, truth = rendered
     raw = stack.isel(z=slice(0, 10)).chunk({"z": 4}).to_dataset(name="raw")
-    ds, drift = reg.register(raw, regularise="median", regularise_window=3)
+    ds, drift = reg.register(raw, **REGISTER)
     assert ds["registered"].dims == ("channel", "z", "y", "x")
     assert ds["registered"].attrs["registration"]["crop_px"]["y"][1] >= 1
     reg.write_drift_table(drift, tmp_path / "drift.csv")
     assert len(pd.read_csv(tmp_path / "drift.csv")) == 10
     # rigid through the stage; drift.csv read back reproduces the registration
-    ds, drift = reg.register(raw, method="rigid", crop_border="auto")
+    ds, drift = reg.register(raw, **dict(REGISTER, method="rigid", crop_border="auto"))
     reg.write_drift_table(drift, tmp_path / "rigid.csv")
     table = pd.read_csv(tmp_path / "rigid.csv")
     assert list(table.columns) == list(reg.DRIFT_COLUMNS)
@@ -375,5 +377,5 @@ def test_register_stage_and_qc_figure(rendered, tmp_path):
     assert np.abs(again.values.astype(float) - ds["registered"].values).max() <= 1
     reg.drift_qc_figure(raw, ds, drift, tmp_path / "qc.png")
     assert (tmp_path / "qc.png").stat().st_size > 1000
-    with pytest.raises(InputError, match="unknown register parameters"):
-        reg.register(raw, crop="auto")
+    with pytest.raises(TypeError, match="crop"):  # the stage takes its settings by name
+        reg.register(raw, **REGISTER, crop="auto")
