@@ -44,7 +44,7 @@ def _child(args) -> None:
         import numpy as np
         import xarray as xr
 
-        from voxelyte.io import write_zarr_atomic
+        from voxelyte.contract import write_zarr_atomic
         from voxelyte.phantom import generate_structure
 
         t0 = time.perf_counter()
@@ -60,7 +60,7 @@ def _child(args) -> None:
         import numpy as np
 
         from voxelyte import descriptors as D
-        from voxelyte.io import open_volume
+        from voxelyte.contract import open_volume
 
         kind, call = TASKS[args.task]
         if kind == "lazy":

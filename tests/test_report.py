@@ -21,7 +21,8 @@ import yaml
 from PIL import Image
 from scipy import ndimage
 
-from voxelyte import descriptors, io as vio, plotting, provenance, report
+from voxelyte import config, descriptors, plotting, provenance, report
+from voxelyte.contract import write_json_atomic, write_zarr_atomic
 from voxelyte.report import figures
 
 PHASES = {"pore": {"label": 0, "density_g_cm3": 0.0, "sigma_electronic_S_cm": 0.0,
@@ -36,6 +37,8 @@ SAMPLE_CONFIG = {"phases": PHASES, "nominal_composition": {"mass_fraction": {"CA
                  "measured": {"sigma_eff_electronic_S_cm": 0.015, "sigma_eff_ionic_S_cm": 5e-5}}
 ALL_SECTIONS = ("sample", "volumes", "registration", "segmentation", "fractions", "chords",
                 "interfaces", "sizes", "profiles", "tortuosity", "flux", "ssrm", "provenance")
+STAGES = ("phantom", "ingest", "register", "preprocess", "segment", "evaluate", "descriptors",
+          "transport", "ssrm")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -128,7 +131,7 @@ def fabricate_partial(study_dir: Path, sample: str, *, transport: bool = False,
     raw = (labels.astype(np.uint16) * 900 + 500)[None].repeat(2, axis=0)
     ds = xr.Dataset({"raw": (("channel", "z", "y", "x"), raw)},
                     coords={"channel": ["BSE", "SE"], **coords(labels.shape)})
-    vio.write_zarr_atomic(ds, folder / "raw.zarr")
+    write_zarr_atomic(ds, folder / "raw.zarr")
     scalars, tables = descriptors.compute_descriptors(
         labels, voxel_size_um=(0.1, 0.1, 0.1), phases=PHASES,
         nominal_composition=SAMPLE_CONFIG["nominal_composition"], two_point_max_lag_um=1.0)
@@ -138,14 +141,16 @@ def fabricate_partial(study_dir: Path, sample: str, *, transport: bool = False,
     if transport:
         from voxelyte.transport import run_transport
 
+        stage = dict(config.stage_defaults()["transport"], random_walk=None, flux_fields=(),
+                     electrode_normal_axis="z")           # the schema's settings, no walks
         summary, _ = run_transport(labels, phases=PHASES, voxel_size_um=(0.1, 0.1, 0.1),
-                                   measured=SAMPLE_CONFIG["measured"], flux_fields=())
-        provenance.write_json_atomic(summary, folder / "transport" / "transport.json")
+                                   measured=SAMPLE_CONFIG["measured"], **stage)
+        write_json_atomic(summary, folder / "transport" / "transport.json")
         records["transport"] = [folder / "transport" / "transport.json"]
     for rule, outputs in records.items():
         rec = provenance.make_record(rule=rule, sample=sample, inputs={"out": outputs[0]},
                                      outputs=outputs, params={"test": True})
-        provenance.write_json_atomic(rec, folder / "provenance" / f"{rule}.json")
+        write_json_atomic(rec, folder / "provenance" / f"{rule}.json")
         bench = study_dir / "benchmarks" / rule / f"{sample}.tsv"
         bench.parent.mkdir(parents=True, exist_ok=True)
         bench.write_text("s\th:m:s\tmax_rss\n1.25\t0:00:01\t123.4\n")
@@ -199,9 +204,9 @@ def test_report_builds_from_partial_results(tmp_path):
     folder = fabricate_partial(study, "P1")
     doc = report.build_sample_report(folder, folder / "report.html", study="partial",
                                      config=SAMPLE_CONFIG)
-    assert doc["stages"] == {"phantom": False, "ingest": True, "register": False,
-                             "preprocess": False, "segment": False, "descriptors": True,
-                             "transport": False, "ssrm": False}
+    assert doc["stages"] == {s: s in ("ingest", "descriptors") for s in STAGES}
+    written = (folder / "report.json").read_text()
+    assert json.loads(written, parse_constant=pytest.fail) == json.loads(json.dumps(doc))
     pg = page(folder / "report.html")
     assert set(ALL_SECTIONS) <= set(pg.sections)
     ran = {s for s, r in pg.sections.items() if r}
@@ -234,10 +239,32 @@ def test_report_builds_from_partial_results(tmp_path):
     assert_cells_equal_artefacts(spg, study, minimum=20)
 
 
+DRIFT_SCORES = {"drift_error_rms_px": 0.25, "drift_error_max_px": 0.5, "drift_error_rms_um": 0.025,
+                "drift_error_max_um": 0.05, "drift_error_slices": 16}
+
+
+def write_evaluation(folder: Path, predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """An evaluate/evaluation.json as the evaluate stage writes it: the segmentation scored with
+    voxelyte.evaluate.score on every frame, a fixed drift error."""
+    from voxelyte.evaluate import score
+
+    scores = score(predicted, truth, PHASES)
+    doc = {"sample": folder.name, "registration": DRIFT_SCORES,
+           "segmentation": {"score_truth_grid": scores, "score_registered_frame": scores,
+                            "score_plain_frame": scores, "scoring": "test frames",
+                            "false_se_rim_at_true_cam_pore_contacts": {
+                                "truth_grid": {"voxels": 3, "max_thickness_voxels": 1.0},
+                                "definition": "test"}},
+           "timings_s": {"truth_grid_scoring_s": 0.5}}
+    write_json_atomic(doc, folder / "evaluate" / "evaluation.json")
+    return doc
+
+
 def test_segmentation_and_transport_numbers_are_shown_as_written(tmp_path):
-    """Segmentation scores (voxelyte.segmentation.score of a perturbed copy of the labels) and
-    transport results (voxelyte.transport.run_transport) appear with the artefacts' values."""
-    from voxelyte import segmentation
+    """Segmentation scores of the evaluate stage (voxelyte.evaluate.score of a perturbed copy of
+    the labels) and transport results (voxelyte.transport.run_transport) appear with the
+    artefacts' values; report.json takes the phantom scores from evaluation.json."""
+    from voxelyte.contract import volume_fractions
 
     study = tmp_path / "tr"
     folder = fabricate_partial(study, "T1", transport=True, shape=(16, 20, 20))
@@ -245,20 +272,32 @@ def test_segmentation_and_transport_numbers_are_shown_as_written(tmp_path):
     predicted = truth.copy()
     predicted[::3, ::4, ::5] = 2                                # some voxels wrongly SE
     info = {"sample": "T1", "method": "test",
-            "volume_fraction": segmentation.volume_fractions(predicted, PHASES),
-            "score_registered_frame": segmentation.score(predicted, truth, PHASES)}
-    provenance.write_json_atomic(info, folder / "segment" / "segmentation.json")
-    vio.write_zarr_atomic(xr.Dataset({"labels": (("z", "y", "x"), predicted)},
-                                     coords=coords(truth.shape)), folder / "labels.zarr")
-    report.build_sample_report(folder, folder / "report.html", study="tr", config=SAMPLE_CONFIG)
+            "volume_fraction": volume_fractions(predicted, PHASES)}
+    write_json_atomic(info, folder / "segment" / "segmentation.json")
+    evaluation = write_evaluation(folder, predicted, truth)
+    write_zarr_atomic(xr.Dataset({"labels": (("z", "y", "x"), predicted)},
+                                 coords=coords(truth.shape)), folder / "labels.zarr")
+    doc = report.build_sample_report(folder, folder / "report.html", study="tr",
+                                     config=SAMPLE_CONFIG)
     pg = page(folder / "report.html")
     assert pg.sections["tortuosity"] and not pg.sections["flux"] and pg.sections["segmentation"]
+    assert pg.sections["evaluation"] and doc["stages"]["evaluate"]
     iou = {json.loads(c["data-key"])[-1]: float(c["shown"]) for c in pg.cells
-           if json.loads(c["data-key"])[:2] == ["score_registered_frame", "iou"]}
+           if json.loads(c["data-key"])[:3] == ["segmentation", "score_registered_frame", "iou"]}
     # the IoU of each phase from the confusion of truth and prediction, by hand
     for name, spec in PHASES.items():
         t, p = truth == spec["label"], predicted == spec["label"]
         assert iou[name] == pytest.approx((t & p).sum() / (t | p).sum(), rel=1e-3)
+    # report.json: the phantom scores as evaluation.json has them, sourced there
+    assert doc["scores"] == DRIFT_SCORES
+    keyed = {q["name"]: q for q in doc["key_numbers"]}
+    for name in PHASES:
+        q = keyed[f"iou_{name}"]
+        assert q["source"] == "T1/evaluate/evaluation.json"
+        assert q["value"] == evaluation["segmentation"]["score_truth_grid"]["iou"][name]
+        assert q["key"] == ["segmentation", "score_truth_grid", "iou", name]
+    assert keyed["drift_error_rms_px"]["value"] == 0.25
+    assert keyed["drift_error_rms_px"]["key"] == ["registration", "drift_error_rms_px"]
     t = json.loads((folder / "transport" / "transport.json").read_text())
     shown = {tuple(json.loads(c["data-key"])) for c in pg.cells
              if c["data-source"] == "T1/transport/transport.json"}
@@ -270,18 +309,37 @@ def test_segmentation_and_transport_numbers_are_shown_as_written(tmp_path):
     assert_no_nan_text(pg)
 
 
+def test_key_numbers_table_follows_the_artefacts():
+    """Every key number names the artefact and JSON path it is read from (the declarative
+    table), and a null value stays null."""
+    res = report.SampleResults(name="K", folder=Path("K"), config={"phases": PHASES})
+    res.json["transport"] = {"settings": {"electrode_normal_axis": "x"},
+                             "kappa": {"ionic": {"phase": "SE", "kappa_sim": 2.0}},
+                             "tortuosity": {"CAM": {"z": {"tortuosity_factor": None,
+                                                          "percolating": False}}}}
+    res.json["ssrm"] = {"connectivity": {"carrier_phase": "CAM", "isolated_fraction_ssrm": 0.1}}
+    got = {q["name"]: q for q in report.key_numbers(res)}
+    assert got["kappa_ionic_simulated"] == {
+        "name": "kappa_ionic_simulated", "label": "κ ionic along x, simulated", "unit": "–",
+        "value": 2.0, "source": "K/transport/transport.json", "key": ["kappa", "ionic", "kappa_sim"]}
+    assert got["tortuosity_factor_CAM_z"]["value"] is None
+    assert got["ssrm_isolated_fraction_ssrm"]["label"] == "SSRM CAM isolated fraction ssrm"
+    assert "kappa_ionic_experiment" not in got and "pipeline_wall_time_s" not in got
+
+
 def test_ssrm_section_shows_ssrm_json(tmp_path):
     """An SSRM result of voxelyte.ssrm.simulate on small labels: map, histogram and depth
-    profile drawn, the per-phase and connectivity numbers as in ssrm.json."""
+    profile drawn, the per-phase and connectivity numbers as in ssrm.json, next to the
+    connectivity descriptors of the carrier phase (descriptors.json)."""
     from voxelyte import ssrm
 
     study = tmp_path / "ss"
     folder = fabricate_partial(study, "S1", shape=(12, 16, 16))
     labels = synthetic_labels((12, 16, 16))
-    ds, summary = ssrm.simulate(labels, PHASES, (0.1, 0.1, 0.1), {"n_current_fields": 1},
-                                sample="S1")
-    provenance.write_json_atomic(ssrm.json_clean(summary), folder / "ssrm.json")
-    vio.write_zarr_atomic(ds, folder / "ssrm.zarr")
+    settings = dict(config.stage_defaults()["ssrm"], n_current_fields=1)
+    ds, summary = ssrm.simulate(labels, PHASES, (0.1, 0.1, 0.1), **settings, sample="S1")
+    write_json_atomic(summary, folder / "ssrm.json")
+    write_zarr_atomic(ds, folder / "ssrm.zarr")
     doc = report.build_sample_report(folder, folder / "report.html", study="ss",
                                      config=SAMPLE_CONFIG)
     assert doc["stages"]["ssrm"]
@@ -292,6 +350,12 @@ def test_ssrm_section_shows_ssrm_json(tmp_path):
     for phase in PHASES:
         assert ("per_phase", phase, "median_resistance_ohm") in shown
     assert ("connectivity", "isolated_fraction_ssrm") in shown
+    carrier = summary["connectivity"]["carrier_phase"]
+    described = {tuple(json.loads(c["data-key"])) for c in pg.cells
+                 if c["data-source"] == "S1/descriptors/descriptors.json"}
+    for measure in ("isolated_from_current_collector", "percolating_z",
+                    "surface_unconnected_z_start"):
+        assert (f"connectivity_{carrier}_{measure}",) in described
     assert_cells_equal_artefacts(pg, study, minimum=60)
     assert_no_nan_text(pg)
 

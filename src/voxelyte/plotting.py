@@ -50,7 +50,18 @@ FULL_WIDTH_IN = 7.6
 
 def phase_colors(phases: Iterable[str]) -> dict[str, str]:
     """Colour (hex) of each phase: the fixed colour of a known name, otherwise the next unused
-    Okabe–Ito colour in the order given. Deterministic for a given phase list."""
+    Okabe–Ito colour in the order given. Deterministic for a given phase list.
+
+    Parameters
+    ----------
+    phases : iterable of str
+        Phase names, in the sample's table order.
+
+    Returns
+    -------
+    dict
+        Phase name -> hex colour.
+    """
     names = list(phases)
     out: dict[str, str] = {}
     used = set()
@@ -68,7 +79,21 @@ def phase_colors(phases: Iterable[str]) -> dict[str, str]:
 
 def phase_colormap(phase_labels: dict[str, int], colors: dict[str, str]):
     """A ListedColormap and norm bounds for label images: label value -> its phase colour
-    (labels not in the table: light grey)."""
+    (labels not in the table: light grey).
+
+    Parameters
+    ----------
+    phase_labels : dict
+        Phase name -> label value.
+    colors : dict
+        Phase name -> colour (:func:`phase_colors`).
+
+    Returns
+    -------
+    cmap : matplotlib.colors.ListedColormap
+    bounds : tuple of float
+        (vmin, vmax) for ``imshow`` so that each integer label takes its colour.
+    """
     n = max(list(phase_labels.values()) + [0]) + 1
     table = [to_rgb("#dddddd")] * n
     for name, value in phase_labels.items():
@@ -77,7 +102,17 @@ def phase_colormap(phase_labels: dict[str, int], colors: dict[str, str]):
 
 
 def sample_styles(samples: Iterable[str]) -> dict[str, dict]:
-    """Line style, marker and hatch of each sample (in the order given) for overlaid figures."""
+    """Line style, marker and hatch of each sample (in the order given) for overlaid figures.
+
+    Parameters
+    ----------
+    samples : iterable of str
+
+    Returns
+    -------
+    dict
+        Sample -> ``{"linestyle", "marker", "hatch"}``.
+    """
     out = {}
     for i, name in enumerate(samples):
         out[name] = {"linestyle": SAMPLE_LINESTYLES[i % len(SAMPLE_LINESTYLES)],
@@ -88,18 +123,47 @@ def sample_styles(samples: Iterable[str]) -> dict[str, dict]:
 
 @contextlib.contextmanager
 def style():
-    """The report style (rcParams) for figures made inside the block."""
+    """The report style (rcParams) for figures made inside the block.
+
+    Yields
+    ------
+    None
+    """
     with plt.rc_context(STYLE):
         yield
 
 
 def figure(width_in: float = FULL_WIDTH_IN, height_in: float = 3.0, **kw):
-    """A new styled figure ``(fig, axes)`` (call inside :func:`style`)."""
+    """A new styled figure ``(fig, axes)`` (call inside :func:`style`).
+
+    Parameters
+    ----------
+    width_in, height_in : float
+        Size in inches.
+    **kw
+        Passed to :func:`matplotlib.pyplot.subplots`.
+
+    Returns
+    -------
+    tuple
+        ``(fig, axes)``.
+    """
     return plt.subplots(figsize=(width_in, height_in), **kw)
 
 
 def figure_png(fig, *, dpi: int | None = None) -> bytes:
-    """PNG bytes of a figure (closed afterwards)."""
+    """PNG bytes of a figure (closed afterwards).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    dpi : int, optional
+        Default: the report style's.
+
+    Returns
+    -------
+    bytes
+    """
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="png", dpi=dpi or STYLE["savefig.dpi"],
@@ -110,12 +174,35 @@ def figure_png(fig, *, dpi: int | None = None) -> bytes:
 
 
 def png_data_uri(png: bytes) -> str:
+    """PNG bytes as a data URI.
+
+    Parameters
+    ----------
+    png : bytes
+
+    Returns
+    -------
+    str
+        ``data:image/png;base64,...``.
+    """
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def figure_jpeg(fig, *, dpi: int | None = None, quality: int = 85) -> bytes:
     """JPEG bytes of a figure (closed afterwards): for noisy grey-level images, where PNG is
-    several times larger."""
+    several times larger.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    dpi : int, optional
+    quality : int
+        JPEG quality (1–95).
+
+    Returns
+    -------
+    bytes
+    """
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="jpeg", dpi=dpi or STYLE["savefig.dpi"],
@@ -126,12 +213,37 @@ def figure_jpeg(fig, *, dpi: int | None = None, quality: int = 85) -> bytes:
 
 
 def image_data_uri(data: bytes, mime: str) -> str:
+    """Image bytes as a data URI.
+
+    Parameters
+    ----------
+    data : bytes
+        The encoded image.
+    mime : str
+        Its MIME type.
+
+    Returns
+    -------
+    str
+    """
     return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def figure_data_uri(fig, *, dpi: int | None = None, photo: bool = False) -> str:
     """The figure as a self-contained data URI (closes the figure): PNG, or JPEG (quality 85)
-    with ``photo`` for figures made of noisy images."""
+    with ``photo`` for figures made of noisy images.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    dpi : int, optional
+    photo : bool
+        JPEG instead of PNG.
+
+    Returns
+    -------
+    str
+    """
     if photo:
         return image_data_uri(figure_jpeg(fig, dpi=dpi), "image/jpeg")
     return png_data_uri(figure_png(fig, dpi=dpi))
@@ -139,7 +251,20 @@ def figure_data_uri(fig, *, dpi: int | None = None, photo: bool = False) -> str:
 
 def compact_image_uri(path, *, max_png_bytes: int = 200_000, quality: int = 85) -> str:
     """An image file as a data URI: PNG files larger than ``max_png_bytes`` re-encoded as JPEG
-    (the file itself is left as it is)."""
+    (the file itself is left as it is).
+
+    Parameters
+    ----------
+    path : str or Path
+        A PNG file.
+    max_png_bytes : int
+    quality : int
+        JPEG quality of a re-encoded image.
+
+    Returns
+    -------
+    str
+    """
     from pathlib import Path
 
     data = Path(path).read_bytes()

@@ -7,8 +7,9 @@ report: "../report/workflow.rst"
 
 
 def upstream_records(wildcards):
-    """Provenance records of every other stage that runs for the sample: the report follows
-    them all (and is remade when any of them is)."""
+    """Provenance records of every other stage that runs for the sample (every rule in
+    STAGE_RULES, evaluate included for phantoms): the report follows them all (and is remade
+    when any of them is)."""
     return [provenance_record(r).format(sample=wildcards.sample)
             for r in rules_for(wildcards.sample) if r != "report"]
 
@@ -17,9 +18,9 @@ rule report:
     input:
         records=upstream_records,
     output:
-        html=report(sample_path("report.html"), caption="../report/sample_report.rst",
+        html=report(artefact_output("report"), caption="../report/sample_report.rst",
                     category="Reports", labels={"sample": "{sample}", "page": "sample report"}),
-        summary=sample_path("report.json"),
+        summary=artefact_output("report_summary"),
         record=provenance_record("report"),
     params:
         sample_config=lambda w: sample_of(w).config,
@@ -42,8 +43,8 @@ rule report:
 
 rule study_report:
     input:
-        reports=expand(sample_path("report.json"), sample=REPORTED_SAMPLES),
-        pages=expand(sample_path("report.html"), sample=REPORTED_SAMPLES),
+        reports=expand(artefact_output("report_summary"), sample=REPORTED_SAMPLES),
+        pages=expand(artefact_output("report"), sample=REPORTED_SAMPLES),
         provenance=f"{RESULTS}/provenance.json",
     output:
         html=report(f"{RESULTS}/report.html", caption="../report/study_report.rst",

@@ -1,9 +1,9 @@
-"""Gather what exists of a sample's results folder: JSON summaries, tables, stores, provenance.
+"""Gather what exists of a sample's results folder: the registered artefacts (JSON summaries,
+tables, stores, figures), provenance records and benchmarks.
 
-Every artefact is optional: a stage that did not run leaves its entry ``None`` (or empty) and the
-report says so. Nothing here recomputes a stage's numbers; the only derived figures are the
-phantom scores that no stage writes (drift error against the ground-truth drift), made in
-:mod:`voxelyte.report.scores`.
+Every artefact is optional: a stage that did not run leaves its entry out and the report says
+so. Paths come from the artefact registry (:data:`voxelyte.contract.ARTEFACTS`); nothing here
+recomputes a stage's numbers.
 """
 from __future__ import annotations
 
@@ -15,35 +15,39 @@ from typing import Any
 
 import pandas as pd
 
+from voxelyte.contract import ARTEFACTS, artefact_path
 from voxelyte.provenance import read_benchmark
 
 log = logging.getLogger(__name__)
 
-#: Pipeline stages in order: rule name -> (title, what it writes, relative to the sample folder).
+#: Pipeline stages (rule names) in order, with the title the report gives them.
 STAGES = {
-    "phantom": ("Ground-truth phantom", "phantom/phantom.json"),
-    "ingest": ("Ingest", "raw.zarr"),
-    "register": ("Registration (drift correction)", "drift.csv"),
-    "preprocess": ("Preprocessing (shading, curtaining, contrast)", "corrected.zarr"),
-    "segment": ("Segmentation", "labels.zarr"),
-    "descriptors": ("Microstructure descriptors", "descriptors/descriptors.json"),
-    "transport": ("Transport (tortuosity, conductivity)", "transport/transport.json"),
-    "ssrm": ("Simulated SSRM", "ssrm.json"),
+    "phantom": "Ground-truth phantom",
+    "ingest": "Ingest",
+    "register": "Registration (drift correction)",
+    "preprocess": "Preprocessing (shading, curtaining, contrast)",
+    "segment": "Segmentation",
+    "evaluate": "Evaluation against the ground truth",
+    "descriptors": "Microstructure descriptors",
+    "transport": "Transport (tortuosity, conductivity)",
+    "ssrm": "Simulated SSRM",
 }
-#: JSON summaries (relative paths) the report reads verbatim.
-JSON_ARTEFACTS = {"phantom": "phantom/phantom.json",
-                  "descriptors": "descriptors/descriptors.json",
-                  "segmentation": "segment/segmentation.json",
-                  "transport": "transport/transport.json",
-                  "ssrm": "ssrm.json"}
-#: Zarr stores the report takes slices from.
-STORES = {"raw": "raw.zarr", "registered": "registered.zarr", "corrected": "corrected.zarr",
-          "labels": "labels.zarr", "ground_truth": "phantom/ground_truth.zarr",
-          "flux": "transport/flux.zarr", "ssrm": "ssrm.zarr"}
 
 
-def read_json(path: Path) -> Any | None:
-    """A JSON file, or None when absent or unreadable (logged). Infinity/NaN literals allowed."""
+def read_json(path) -> Any | None:
+    """A JSON document, or None when absent or unreadable (logged).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    object or None
+        The parsed document. ``Infinity`` / ``NaN`` literals of result trees written before the
+        strict-JSON convention are still read (as floats).
+    """
+    path = Path(path)
     if not path.is_file():
         return None
     try:
@@ -53,36 +57,59 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-def store_exists(path: Path) -> bool:
-    """A complete zarr store (its root ``zarr.json`` written last by write_zarr_atomic)."""
+def store_exists(path) -> bool:
+    """Whether ``path`` holds a complete zarr store.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    bool
+        True when the store's root metadata (written last by the atomic writer) exists.
+    """
+    path = Path(path)
     return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
 
 
 @dataclass
 class SampleResults:
-    """What exists of one sample's results (``None``/empty = that stage did not run)."""
+    """What exists of one sample's results, by artefact key (absent = that stage did not run).
+
+    Attributes: ``json`` (artefact key -> document), ``stores`` and ``files`` (artefact key ->
+    existing path), ``tables`` (descriptor table name -> DataFrame), ``drift`` (drift.csv),
+    ``records`` / ``benchmarks`` (rule -> provenance record / benchmark row), ``config`` (the
+    sample file).
+    """
 
     name: str
     folder: Path
-    config: dict = field(default_factory=dict)          # the sample file (as loaded)
-    json: dict = field(default_factory=dict)            # key of JSON_ARTEFACTS -> document
-    tables: dict = field(default_factory=dict)          # descriptor table name -> DataFrame
+    config: dict = field(default_factory=dict)
+    json: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
     drift: pd.DataFrame | None = None
-    stores: dict = field(default_factory=dict)          # key of STORES -> path (existing only)
-    records: dict = field(default_factory=dict)         # rule -> provenance record
-    benchmarks: dict = field(default_factory=dict)      # rule -> benchmark row
-    files: dict = field(default_factory=dict)           # other files: 'segment_qc', 'drift_qc'
+    stores: dict = field(default_factory=dict)
+    records: dict = field(default_factory=dict)
+    benchmarks: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
 
     @property
     def descriptors(self) -> dict | None:
+        """descriptors.json, or None."""
         return self.json.get("descriptors")
 
+    def source(self, key: str) -> str:
+        """Path of artefact ``key`` relative to the study folder (``<sample>/<path>``), as the
+        report's cells name their source."""
+        return f"{self.name}/{ARTEFACTS[key].path}"
+
     def ran(self, stage: str) -> bool:
-        """A stage ran when its provenance record or its main artefact exists."""
+        """Whether ``stage`` ran: its provenance record or one of its artefacts exists."""
         if stage in self.records:
             return True
-        rel = STAGES.get(stage, (None, None))[1]
-        return rel is not None and (self.folder / rel).exists()
+        return any(art.stage == stage and artefact_path(self.folder, key).exists()
+                   for key, art in ARTEFACTS.items())
 
     def phases(self) -> dict[str, dict]:
         """Phase table {name: spec with 'label'} from the sample config, else the ground truth."""
@@ -90,7 +117,7 @@ class SampleResults:
         if table:
             return {n: (dict(s) if isinstance(s, dict) else {"label": int(s)})
                     for n, s in table.items()}
-        gt = self.json.get("phantom") or {}
+        gt = self.json.get("phantom_summary") or {}
         return {n: {"label": i} for i, n in enumerate(gt.get("volume_fraction", {}))}
 
 
@@ -102,50 +129,77 @@ def _read_table(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def collect_sample(folder, *, name: str | None = None, config: dict | None = None,
-                   benchmarks_dir=None) -> SampleResults:
-    """Everything that exists for a sample under ``folder`` (results/<study>/<sample>).
-    ``config``: the sample file's content (else ``phantom/sample.yaml`` when present);
-    ``benchmarks_dir``: results/<study>/benchmarks (default: beside the sample folder)."""
-    folder = Path(folder)
-    res = SampleResults(name=name or folder.name, folder=folder)
+def _sample_config(folder: Path, config: dict | None) -> dict:
     if config is None:
-        written = folder / "phantom" / "sample.yaml"
+        written = artefact_path(folder, "phantom_sample_file")
         if written.is_file():
             import yaml
 
             config = yaml.safe_load(written.read_text()) or {}
-    res.config = dict(config or {})
-    for key, rel in JSON_ARTEFACTS.items():
-        doc = read_json(folder / rel)
-        if doc is not None:
-            res.json[key] = doc
-    desc_dir = folder / "descriptors"
-    if desc_dir.is_dir():
-        for csv in sorted(desc_dir.glob("*.csv")):
-            table = _read_table(csv)
-            if table is not None:
-                res.tables[csv.stem] = table
-    if (folder / "drift.csv").is_file():
-        res.drift = _read_table(folder / "drift.csv")
-    for key, rel in STORES.items():
-        if store_exists(folder / rel):
-            res.stores[key] = folder / rel
-    for key, rel in {"drift_qc": "qc/drift.png"}.items():
-        if (folder / rel).is_file():
-            res.files[key] = folder / rel
-    seg_pngs = sorted((folder / "segment").glob("*.png")) + sorted((folder / "qc").glob("seg*.png"))
-    if seg_pngs:
-        res.files["segment_qc"] = seg_pngs[0]
-    prov_dir = folder / "provenance"
+    return dict(config or {})
+
+
+def _collect_artefacts(res: SampleResults) -> None:
+    """Fill ``res`` with every registered artefact that exists (report outputs excepted)."""
+    for key, art in ARTEFACTS.items():
+        if art.stage == "report":
+            continue
+        path = artefact_path(res.folder, key)
+        if art.is_store:
+            if store_exists(path):
+                res.stores[key] = path
+        elif path.suffix == ".json":
+            doc = read_json(path)
+            if doc is not None:
+                res.json[key] = doc
+        elif path.suffix == ".png" and path.is_file():
+            res.files[key] = path
+        elif key == "drift_table" and path.is_file():
+            res.drift = _read_table(path)
+        elif key == "descriptor_tables" and path.is_dir():
+            for csv in sorted(path.glob("*.csv")):
+                table = _read_table(csv)
+                if table is not None:
+                    res.tables[csv.stem] = table
+
+
+def _collect_provenance(res: SampleResults, benchmarks_dir) -> None:
+    prov_dir = res.folder / "provenance"
     if prov_dir.is_dir():
         for path in sorted(prov_dir.glob("*.json")):
             record = read_json(path)
             if isinstance(record, dict) and (record.get("rule") or path.stem) != "report":
                 res.records[record.get("rule") or path.stem] = record
-    bench_dir = Path(benchmarks_dir) if benchmarks_dir else folder.parent / "benchmarks"
+    bench_dir = Path(benchmarks_dir) if benchmarks_dir else res.folder.parent / "benchmarks"
     for rule in list(res.records) + [r for r in STAGES if r not in res.records]:
         row = read_benchmark(bench_dir / rule / f"{res.name}.tsv")
         if row is not None:
             res.benchmarks[rule] = row
+
+
+def collect_sample(folder, *, name: str | None = None, config: dict | None = None,
+                   benchmarks_dir=None) -> SampleResults:
+    """Everything that exists for a sample.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The sample's results folder (``results/<study>/<sample>``).
+    name : str, optional
+        Sample name (default: the folder's name).
+    config : dict, optional
+        The sample file's content (default: the phantom's written ``phantom/sample.yaml`` when
+        present).
+    benchmarks_dir : str or Path, optional
+        ``results/<study>/benchmarks`` (default: beside the sample folder).
+
+    Returns
+    -------
+    SampleResults
+    """
+    folder = Path(folder)
+    res = SampleResults(name=name or folder.name, folder=folder,
+                        config=_sample_config(folder, config))
+    _collect_artefacts(res)
+    _collect_provenance(res, benchmarks_dir)
     return res
