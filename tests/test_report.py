@@ -400,9 +400,9 @@ def test_study_report_renders_in_headless_chromium(repo_root, tmp_path, chromium
     section present, every figure decoded by the browser, no NaN on the page; the per-sample
     report likewise; Snakemake's own report builds."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_workflow import run_snakemake, run_study, write_study
+    from test_workflow import demo_sample, run_snakemake, run_study, write_study
 
-    base = yaml.safe_load((repo_root / "config/samples/BM10.yaml").read_text())
+    base = demo_sample(repo_root)
     samples = {}
     for name, se in (("A", 1.6), ("B", 1.0)):
         s = json.loads(json.dumps(base))
