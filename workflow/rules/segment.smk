@@ -1,7 +1,7 @@
 # Segment: corrected.zarr -> labels.zarr (phase labels + confidence), trainable random forest
-# on multiscale features or unsupervised multi-Otsu (voxelyte.segmentation).
-# Phantom samples train on scribbles generated from their ground truth in the registered frame
-# and are scored against it.
+# on multiscale features or unsupervised thresholds + self-training (voxelyte.segment).
+# Phantom samples with the trainable method train on scribbles drawn from their ground truth in
+# the registered frame (hence the ground truth and drift inputs); the evaluate rule scores them.
 from pathlib import Path as _SegPath
 
 STAGE_RULES["segment"] = SAMPLES
@@ -9,11 +9,11 @@ STAGE_RULES["segment"] = SAMPLES
 
 def segment_inputs(wildcards):
     s = sample_of(wildcards)
-    inputs = {"corrected": zarr_output("corrected.zarr").format(sample=wildcards.sample)}
+    inputs = {"corrected": artefact_of("corrected", wildcards)}
     if s.phantom is not None:
-        inputs["truth"] = zarr_output("phantom", "ground_truth.zarr").format(
-            sample=wildcards.sample)
-        inputs["drift"] = sample_path("drift.csv").format(sample=wildcards.sample)
+        if s.stages["segment"]["method"] == "trainable":
+            inputs["truth"] = artefact_of("ground_truth", wildcards)
+            inputs["drift"] = artefact_of("drift_table", wildcards)
     else:
         path = annotation_file(s)
         if path is not None and path.exists():  # missing: the script names it (drawn later)
@@ -33,10 +33,10 @@ rule segment:
     input:
         unpack(segment_inputs),
     output:
-        labels=zarr_output("labels.zarr"),
-        summary=sample_path("segment", "segmentation.json"),
-        qc=sample_path("segment", "qc_segmentation.png"),
-        model=sample_path("segment", "model.skops"),
+        labels=artefact_output("labels"),
+        summary=artefact_output("segmentation"),
+        qc=artefact_output("segment_qc"),
+        model=artefact_output("segment_model"),
         record=provenance_record("segment"),
     params:
         stage=lambda w: sample_of(w).stages["segment"],
@@ -44,7 +44,6 @@ rule segment:
         annotations=lambda w: (
             dict(sample_of(w).config["annotations"], path=str(annotation_file(sample_of(w))))
             if sample_of(w).config.get("annotations") else None),
-        is_phantom=lambda w: sample_of(w).phantom is not None,
         config_hash=rule_config_hash("segment", "phases", "annotations"),
     wildcard_constraints:
         sample=one_of(SAMPLES),

@@ -1,9 +1,9 @@
-"""Tests for voxelyte.segmentation: trainable (scribbles + one correction round, as the
-workflow does for phantoms) and unsupervised segmentation of a rendered phantom (shine-through,
-noise, shading, curtains, drift; registered and corrected like the workflow does) scored
-against its ground truth on the ground-truth grid and in the registered frame; the middle-phase rim
-artefact on an analytic blurred edge; annotation errors; island removal and smoothing on
-hand-made volumes; the saved model."""
+"""Tests for voxelyte.segment: trainable (scribbles + one correction round, as the workflow does
+for phantoms) and unsupervised segmentation of a rendered phantom (shine-through, noise,
+shading, curtains, drift; registered and corrected like the workflow does) scored against its
+ground truth (voxelyte.evaluate) on the ground-truth grid and in the registered frame; the
+middle-phase rim artefact on an analytic blurred edge; annotation errors; island removal and
+smoothing on hand-made volumes; the saved model; the stage function and its settings."""
 import json
 import os
 from pathlib import Path
@@ -13,8 +13,8 @@ import pytest
 import xarray as xr
 from scipy import ndimage
 
-from voxelyte import config, io, phantom, preprocess, registration
-from voxelyte import segmentation as seg
+from voxelyte import config, contract, evaluate, ingest, phantom, preprocess, register
+from voxelyte import segment as seg
 from voxelyte.errors import InputError
 
 PHASES = {"pore": {"label": 0}, "CAM": {"label": 1}, "SE": {"label": 2}}
@@ -30,16 +30,17 @@ def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("segphantom")
     phantom.write_phantom(out, PHANTOM, "P")
     sample = config.load_sample(out / "sample.yaml")
-    raw = io.read_raw_stack(sample.inputs, sample="P", voxel_size_um=sample.voxel_size_um)
-    registered, drift = registration.register(raw.to_dataset())
-    corrected = preprocess.preprocess(registered).compute()
-    truth = io.open_volume(out / "ground_truth.zarr")
+    raw = ingest.read_raw_stack(sample.inputs, sample="P", voxel_size_um=sample.voxel_size_um)
+    registered, drift = register.register(raw.to_dataset(), **sample.stages["register"])
+    corrected = preprocess.preprocess(registered, **sample.stages["preprocess"]).compute()
+    truth = contract.open_volume(out / "ground_truth.zarr")
     coords = {a: corrected["corrected"].coords[a].values for a in "zyx"}
     estimated = drift[["dy_px", "dx_px"]].to_numpy()
-    truth_reg, truth_plain = seg.truth_in_registered_frame(truth, estimated, coords)
-    residual = seg.registration_residual_px(truth, estimated, coords)
+    truth_reg, truth_plain = evaluate.truth_in_registered_frame(truth, estimated, coords)
+    residual = evaluate.registration_residual_px(truth, estimated, coords)
     return {"corrected": corrected, "truth_reg": truth_reg, "truth_plain": truth_plain,
-            "residual": residual, "dir": out}
+            "residual": residual, "dir": out, "truth": truth, "drift": drift,
+            "stages": sample.stages}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,34 @@ def trainable(rendered):
                                       classes=classes, num_workers=2)
     return {"labels": labels, "info": info, "model": model, "annotations": ann,
             "classes": classes, "made": made}
+
+
+def test_stage_function_runs_the_phantom_pipeline(rendered, trainable):
+    """``segment_sample`` (what the workflow's script calls) on a phantom: scribbles from the
+    ground truth in the registered frame, then ``segment``: the same labels as the fixture's
+    explicit steps; segmentation.json carries no scores (the evaluate stage writes them)."""
+    labels, info, model = seg.segment_sample(
+        rendered["corrected"], phases=PHASES, settings=dict(rendered["stages"]["segment"]),
+        ground_truth=rendered["truth"], drift=rendered["drift"], sample="P", num_workers=2)
+    np.testing.assert_array_equal(labels["labels"].values, trainable["labels"]["labels"].values)
+    assert info["sample"] == "P" and info["phantom_annotations"] == trainable["made"]
+    assert not any(key.startswith("score") for key in info) and "scoring" not in info
+    assert model is not None
+
+
+def test_stage_function_reads_a_users_annotation_file(rendered, trainable, tmp_path):
+    """``segment_sample`` with the sample file's ``annotations`` (a user's file, here the
+    phantom annotations saved as npy, one class per phase): loaded, checked and trained on,
+    giving the labels of the same annotations passed as an array."""
+    path = tmp_path / "annotations.npy"
+    np.save(path, trainable["annotations"])
+    spec = {"path": str(path), "format": "npy", "classes": seg.phase_classes(PHASES)}
+    labels, info, _ = seg.segment_sample(rendered["corrected"], phases=PHASES,
+                                         settings={"method": "trainable"}, annotations=spec,
+                                         sample="P", num_workers=2)
+    np.testing.assert_array_equal(labels["labels"].values, trainable["labels"]["labels"].values)
+    assert info["annotated_voxels"] == trainable["info"]["annotated_voxels"]
+    assert "phantom_annotations" not in info
 
 
 def _artefact_dir(tmp_path_factory) -> Path:
@@ -88,12 +117,12 @@ def test_trainable_meets_iou_and_volume_fraction_targets(rendered, trainable,
     onto it by the registration's sub-pixel residual, annotated and segmented there as the
     workflow does); the stage's labels in the registered frame (nearest-voxel shift of the
     truth) keep CAM and SE >= 0.95 too. Confusion matrices go to an artefact."""
-    _, _, grid = seg.segment_on_truth_grid(rendered["corrected"], rendered["truth_plain"],
+    _, _, grid = evaluate.segment_on_truth_grid(rendered["corrected"], rendered["truth_plain"],
                                            rendered["residual"], PHASES, num_workers=2)
     assert grid["phantom_annotations"]["scribble_voxels"] > 0
     labels = trainable["labels"]["labels"].values
-    score = seg.score(labels, rendered["truth_reg"], PHASES)
-    plain = seg.score(labels, rendered["truth_plain"], PHASES)
+    score = evaluate.score(labels, rendered["truth_reg"], PHASES)
+    plain = evaluate.score(labels, rendered["truth_plain"], PHASES)
     artefact = _artefact_dir(tmp_path_factory) / "segmentation_phantom_scores.json"
     artefact.write_text(json.dumps({"truth_grid": grid, "registered_frame": score,
                                     "plain_frame": plain, "phantom": PHANTOM}, indent=2))
@@ -111,33 +140,6 @@ def test_trainable_meets_iou_and_volume_fraction_targets(rendered, trainable,
     assert plain["iou"]["CAM"] < score["iou"]["CAM"]
 
 
-def _volume(values: np.ndarray) -> xr.Dataset:
-    """A one-channel corrected.zarr-like dataset of ``values`` (z, y, x), 0.1 µm voxels."""
-    coords = {a: (np.arange(n) + 0.5) * 0.1 for a, n in zip("zyx", values.shape)}
-    return xr.Dataset({"corrected": (("channel", "z", "y", "x"), values[None].astype(np.float32))},
-                      coords={"channel": ["BSE"], **coords})
-
-
-def test_move_to_truth_grid_undoes_the_residual():
-    """Slice z shows a blob shifted by the residual r_z: moved by -r_z, whole-pixel shifts are
-    the data moved exactly (outside: not inside), and a sub-pixel shift of a blurred blob puts
-    its centroid back within 0.01 px."""
-    yy, xx = np.mgrid[:40, :48]
-    residual = np.array([[0.0, 0.0], [2.0, -3.0], [0.37, -0.61], [-1.5, 0.25]])
-    blob = np.stack([np.exp(-((yy - 20 - r[0]) ** 2 + (xx - 24 - r[1]) ** 2) / (2 * 3.0 ** 2))
-                     for r in residual])
-    moved, inside = seg.move_to_truth_grid(_volume(blob), residual)
-    out = moved["corrected"].values[0]
-    np.testing.assert_allclose(out[1, :38, 3:], blob[1, 2:, :-3], atol=1e-6)
-    assert not inside[1, 38:].any() and not inside[1, :, :3].any() and inside[1, :38, 3:].all()
-    assert inside[0].all()
-    for z in range(4):
-        w = out[z] / out[z].sum()
-        assert abs((w * yy).sum() - 20) < 0.01 and abs((w * xx).sum() - 24) < 0.01, z
-    with pytest.raises(InputError, match="residual"):
-        seg.move_to_truth_grid(_volume(blob), residual[:3])
-
-
 def test_labels_dataset_contract(rendered, trainable):
     ds = trainable["labels"]
     corrected = rendered["corrected"]["corrected"]
@@ -150,7 +152,7 @@ def test_labels_dataset_contract(rendered, trainable):
     # confidence is the forest's probability of the chosen phase: >= 1/3 for 3 phases
     assert ds["confidence"].values.min() >= np.floor(255 / 3)
     assert trainable["info"]["volume_fraction"] == pytest.approx(
-        seg.volume_fractions(ds["labels"].values, PHASES))
+        contract.volume_fractions(ds["labels"].values, PHASES))
 
 
 def test_prediction_does_not_depend_on_chunking(rendered, trainable):
@@ -210,7 +212,7 @@ def test_unsupervised_scores_and_no_middle_rim_at_cam_pore_contacts(rendered, tm
     < 0.02 % of the contacts. CAM and SE IoU >= 0.9. Measured on the ground-truth grid (the
     corrected volume moved onto it), where the true contacts are exact; the registered frame's
     score goes to the artefact too."""
-    moved, inside = seg.move_to_truth_grid(rendered["corrected"], rendered["residual"])
+    moved, inside = evaluate.move_to_truth_grid(rendered["corrected"], rendered["residual"])
     truth = np.where(inside, rendered["truth_plain"], seg.INVALID)
     labels, info, model = seg.segment(moved, phases=PHASES, method="unsupervised", num_workers=2)
     runs = {"self_trained": labels}
@@ -220,7 +222,7 @@ def test_unsupervised_scores_and_no_middle_rim_at_cam_pore_contacts(rendered, tm
                                        self_training_rounds=0, **extra)
     registered, _, _ = seg.segment(rendered["corrected"], phases=PHASES, method="unsupervised",
                                    num_workers=2)
-    scores = {name: seg.score(ds["labels"].values, truth, PHASES) for name, ds in runs.items()}
+    scores = {name: evaluate.score(ds["labels"].values, truth, PHASES) for name, ds in runs.items()}
     thick = {name: int((seg.rim_thickness(ds["labels"].values, low=0, middle=2, high=1,
                                           truth=truth) > 1.5).sum())
              for name, ds in runs.items()}
@@ -231,7 +233,7 @@ def test_unsupervised_scores_and_no_middle_rim_at_cam_pore_contacts(rendered, tm
     artefact.write_text(json.dumps({
         "truth_grid": scores["self_trained"],
         "truth_grid_thresholds_only": scores["removal"],
-        "registered_frame": seg.score(registered["labels"].values, rendered["truth_reg"],
+        "registered_frame": evaluate.score(registered["labels"].values, rendered["truth_reg"],
                                       PHASES),
         "unsupervised": info["unsupervised"], "rim_voxels_thicker_than_1": thick,
         "rim_voxels_thicker_than_1_unresolved_included": unresolved_too,
@@ -508,42 +510,6 @@ def test_majority_smoothing_flips_lone_voxels_and_keeps_flat_interfaces():
     np.testing.assert_array_equal(out, expected)
 
 
-# --------------------------------------------------------------------------- frames
-def test_truth_in_registered_frame_follows_the_drift_convention():
-    """registered[z](y) = raw[z](y + e) = truth[z](y + e - d): integer drifts make it exact."""
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 3, size=(3, 20, 24)).astype(np.uint8)
-    true = np.array([[0, 0], [2, -1], [3, 1]], float)
-    est = np.array([[0, 0], [1, -1], [3, 3]], float)
-    vs = 0.1
-    coords = {a: (np.arange(n) + 0.5) * vs for a, n in zip("zyx", labels.shape)}
-    truth = xr.Dataset({"labels": (("z", "y", "x"), labels),
-                        "drift_dy_px": ("z", true[:, 0]), "drift_dx_px": ("z", true[:, 1])},
-                       coords=coords)
-    crop = {"z": coords["z"], "y": coords["y"][3:17], "x": coords["x"][4:20]}
-    reg, plain = seg.truth_in_registered_frame(truth, est, crop)
-    assert reg.shape == plain.shape == (3, 14, 16)
-    for z in range(3):
-        res = true[z] - est[z]
-        for iy, y in enumerate(range(3, 17)):
-            for ix, x in enumerate(range(4, 20)):
-                sy, sx = int(y - res[0]), int(x - res[1])
-                want = labels[z, sy, sx] if 0 <= sy < 20 and 0 <= sx < 24 else seg.INVALID
-                assert reg[z, iy, ix] == want
-    np.testing.assert_array_equal(plain, labels[:, 3:17, 4:20])
-
-
-def test_score_confusion_matrix_and_iou():
-    truth = np.array([0, 0, 1, 1, 1, 2, 2, 255], np.uint8)
-    pred = np.array([0, 1, 1, 1, 2, 2, 2, 0], np.uint8)
-    s = seg.score(pred, truth, PHASES)
-    assert s["phases"] == ["pore", "CAM", "SE"]
-    assert s["confusion_matrix"] == [[1, 1, 0], [0, 2, 1], [0, 0, 2]]
-    assert s["iou"] == {"pore": 0.5, "CAM": 0.5, "SE": pytest.approx(2 / 3)}
-    assert s["volume_fraction_error_pp"]["pore"] == pytest.approx(100 * (1 / 7 - 2 / 7))
-    assert s["voxels_scored"] == 7
-
-
 def test_extra_classes_merge_into_their_phase(rendered, trainable):
     """Cooper's extra classes: pore scribbles split into two classes ("pore edge", "pore
     deep": by distance to the solid) are trained apart and merged into one phase."""
@@ -564,9 +530,12 @@ def test_extra_classes_merge_into_their_phase(rendered, trainable):
     assert model.class_values == [1, 2, 3, 7] and model.class_labels == [0, 1, 2, 0]
     assert set(np.unique(labels["labels"].values)) <= {0, 1, 2}
     assert set(info["classes"]) == {"pore_edge", "pore_deep", "CAM", "SE"}
-    score = seg.score(labels["labels"].values, truth[:40], PHASES)
+    score = evaluate.score(labels["labels"].values, truth[:40], PHASES)
     assert score["iou"]["CAM"] > 0.9 and score["iou"]["SE"] > 0.9
 
 
-def test_schema_defaults_match_the_library():
-    assert config.stage_defaults()["segment"] == seg.SEGMENT_DEFAULTS
+def test_settings_default_to_the_schema():
+    """Defaults live in the schema only: the library fills missing settings from it."""
+    assert seg.resolve_params({}) == config.stage_defaults()["segment"]
+    with pytest.raises(InputError, match="unknown segment parameters"):
+        seg.resolve_params({"features_dim": "3d"})

@@ -8,7 +8,7 @@ SE (phase levels, SE-detector brightening of the solid at pore edges, blur, nois
 like store and read lazily, like the workflow does. Generation is not timed; the segmentation
 runs in a fresh process whose peak RSS (``resource.getrusage``) is reported.
 
-    .venv/bin/python benchmarks/segmentation_scale.py [--size 400] [--threads 2] [--workdir DIR]
+    .venv/bin/python benchmarks/segment_scale.py [--size 400] [--threads 2] [--workdir DIR]
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def make_volume(path: Path, n: int, seed: int = 0) -> None:
     import xarray as xr
     from scipy import ndimage
 
-    from voxelyte import io
+    from voxelyte import contract
 
     rng = np.random.default_rng(seed)
     labels = np.empty((n, n, n), np.uint8)
@@ -56,7 +56,7 @@ def make_volume(path: Path, n: int, seed: int = 0) -> None:
     ds = xr.Dataset({"corrected": (("channel", "z", "y", "x"), np.stack([bse, se]))},
                     coords={"channel": ["BSE", "SE"], **coords},
                     attrs={"voxel_size_um": [0.1, 0.1, 0.1]})
-    io.write_zarr_atomic(ds.chunk({"channel": 1, "z": 16, "y": -1, "x": -1}),
+    contract.write_zarr_atomic(ds.chunk({"channel": 1, "z": 16, "y": -1, "x": -1}),
                          path / "corrected.zarr", num_workers=2)
     np.save(path / "truth.npy", labels)
 
@@ -66,11 +66,11 @@ def run_segment(path: Path, threads: int, method: str) -> dict:
 
     from threadpoolctl import threadpool_limits
 
-    from voxelyte import io
-    from voxelyte import segmentation as seg
+    from voxelyte import contract, evaluate
+    from voxelyte import segment as seg
 
     start = time.perf_counter()
-    corrected = io.open_volume(path / "corrected.zarr")
+    corrected = contract.open_volume(path / "corrected.zarr")
     with threadpool_limits(threads):
         ann = classes = None
         if method == "trainable":
@@ -81,10 +81,10 @@ def run_segment(path: Path, threads: int, method: str) -> dict:
         labels, info, model = seg.segment(corrected, phases=PHASES, annotations=ann,
                                           classes=classes, num_workers=threads, method=method,
                                           min_island_um3=0.005)
-        io.write_zarr_atomic(labels, path / f"labels_{method}.zarr", num_workers=threads)
+        contract.write_zarr_atomic(labels, path / f"labels_{method}.zarr", num_workers=threads)
     wall = time.perf_counter() - start
     truth = np.load(path / "truth.npy", mmap_mode="r")
-    score = seg.score(io.open_volume(path / f"labels_{method}.zarr")["labels"].values,
+    score = evaluate.score(contract.open_volume(path / f"labels_{method}.zarr")["labels"].values,
                       np.asarray(truth), PHASES)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"method": method, "wall_s": round(wall, 1), "peak_rss_mb": round(peak_mb),
