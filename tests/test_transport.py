@@ -5,14 +5,23 @@ import math
 import numpy as np
 import pytest
 
+from voxelyte import config
+from voxelyte.contract import to_jsonable
 from voxelyte.errors import InputError
-from voxelyte.transport import (clean_summary, estimate_memory_gb, multiphase_conductivity,
-                                run_transport, tortuosity)
+from voxelyte.transport import (estimate_memory_gb, multiphase_conductivity, run_transport,
+                                tortuosity)
 
 VOXEL = (0.2, 0.1, 0.3)
 PHASES = {"pore": {"label": 0, "sigma_electronic_S_cm": 0.0, "sigma_ionic_S_cm": 0.0},
           "CAM": {"label": 1, "sigma_electronic_S_cm": 0.1, "sigma_ionic_S_cm": 0.0},
           "SE": {"label": 2, "sigma_electronic_S_cm": 1e-9, "sigma_ionic_S_cm": 1.6e-3}}
+#: The stage settings of the schema; no random walk unless a test asks for one.
+STAGE = dict(config.stage_defaults()["transport"], random_walk=None)
+
+
+def _run(labels, **kw):
+    """run_transport with the schema's settings, overridden by ``kw``."""
+    return run_transport(labels, **{**STAGE, "electrode_normal_axis": "z", **kw})
 
 
 @pytest.mark.parametrize("axis", ["z", "y", "x"])
@@ -85,7 +94,7 @@ def _random_labels(shape=(14, 12, 10), seed=5):
 def test_run_transport_summary_kappa_and_fields():
     labels = _random_labels()
     measured = {"sigma_eff_electronic_S_cm": 0.01, "sigma_eff_ionic_S_cm": 1.1e-4}
-    summary, fields = run_transport(labels, phases=PHASES, voxel_size_um=VOXEL,
+    summary, fields = _run(labels, phases=PHASES, voxel_size_um=VOXEL,
                                     measured=measured, rtol=1e-10,
                                     random_walk={"n_walkers": 200, "n_steps": 400, "seed": 1})
     assert set(summary["tortuosity"]) == {"pore", "CAM", "SE"}
@@ -127,10 +136,10 @@ def test_run_transport_summary_kappa_and_fields():
 def test_kind_reuses_single_phase_solve_and_cutoff_changes_little():
     labels = _random_labels(seed=6)
     kw = dict(phases=PHASES, voxel_size_um=VOXEL, axes=["z"], rtol=1e-11, flux_fields=())
-    cut, _ = run_transport(labels, **kw)
+    cut, _ = _run(labels, **kw)
     # pore, CAM, SE single-phase; electronic = CAM's solve, ionic = SE's solve
     assert cut["n_solves"] == 3
-    exact, _ = run_transport(labels, insulating_ratio=0.0, **kw)
+    exact, _ = _run(labels, insulating_ratio=0.0, **kw)
     assert exact["n_solves"] == 4            # CAM + SE at 1e-9 S/cm: its own solve
     s_cut = cut["conductivity"]["electronic"]["z"]["sigma_eff_S_cm"]
     s_exact = exact["conductivity"]["electronic"]["z"]["sigma_eff_S_cm"]
@@ -145,7 +154,7 @@ def test_scenarios_filled_porosity_and_conductivity_table():
     scenarios = [{"name": "pores_as_CAM", "reassign": {"pore": "CAM"}},
                  {"name": "pores_as_SE", "reassign": {"pore": "SE"}},
                  {"name": "better_SE", "conductivities": {"SE": {"sigma_ionic_S_cm": 3.2e-3}}}]
-    summary, _ = run_transport(labels, phases=PHASES, voxel_size_um=VOXEL, axes=["x", "z"],
+    summary, _ = _run(labels, phases=PHASES, voxel_size_um=VOXEL, axes=["x", "z"],
                                rtol=1e-12, scenarios=scenarios, flux_fields=())
     base = summary["conductivity"]
     assert base["ionic"]["x"]["sigma_eff_S_cm"] == pytest.approx(0.5 * 1.6e-3, rel=1e-6)
@@ -161,14 +170,14 @@ def test_scenarios_filled_porosity_and_conductivity_table():
     assert sc["better_SE"]["conductivity"]["ionic"]["x"]["sigma_eff_S_cm"] == \
         pytest.approx(0.5 * 3.2e-3, rel=1e-6)
     with pytest.raises(InputError, match="scenarios.bad.reassign.*unknown phase|unknown phase"):
-        run_transport(labels, phases=PHASES, voxel_size_um=VOXEL, axes=["x"], flux_fields=(),
+        _run(labels, phases=PHASES, voxel_size_um=VOXEL, axes=["x"], flux_fields=(),
                       scenarios=[{"name": "bad", "reassign": {"pores": "SE"}}], sample="S1")
 
 
 def test_non_percolating_phase_is_flagged_and_json_clean():
     labels = np.full((8, 6, 6), 2, np.uint8)
     labels[2:5, 2:4, 2:4] = 1                 # isolated CAM blob: no electronic path
-    summary, fields = run_transport(labels, phases=PHASES, voxel_size_um=VOXEL, axes=["z"],
+    summary, fields = _run(labels, phases=PHASES, voxel_size_um=VOXEL, axes=["z"],
                                     tortuosity_phases=["CAM", "SE"],
                                     random_walk={"n_walkers": 100, "n_steps": 400},
                                     measured={"sigma_eff_electronic_S_cm": 0.01})
@@ -176,7 +185,7 @@ def test_non_percolating_phase_is_flagged_and_json_clean():
     assert cam["percolating"] is False and math.isinf(cam["tortuosity_factor"])
     assert summary["conductivity"]["electronic"]["z"]["percolating"] is False
     assert np.all(fields["current_density_magnitude_A_cm2"].sel(case="electronic").values == 0)
-    doc = json.loads(json.dumps(clean_summary(summary), allow_nan=False))
+    doc = json.loads(json.dumps(to_jsonable(summary), allow_nan=False))
     assert doc["tortuosity"]["CAM"]["z"]["tortuosity_factor"] is None
     assert doc["tortuosity"]["CAM"]["z"]["macmullin_number"] is None
     assert doc["kappa"]["electronic"]["kappa_sim"] is None
@@ -189,11 +198,11 @@ def test_memory_limit_and_crop():
     need = estimate_memory_gb(labels.shape, n_field_cases=2)
     assert need > 0.5
     with pytest.raises(InputError) as err:
-        run_transport(labels, phases=PHASES, voxel_size_um=VOXEL, max_memory_gb=0.5,
+        _run(labels, phases=PHASES, voxel_size_um=VOXEL, max_memory_gb=0.5,
                       sample="BM10")
     text = str(err.value)
     assert "sample 'BM10'" in text and "max_memory_gb" in text and "crop_zyx" in text
-    summary, fields = run_transport(labels, phases=PHASES, voxel_size_um=VOXEL, axes=["z"],
+    summary, fields = _run(labels, phases=PHASES, voxel_size_um=VOXEL, axes=["z"],
                                     crop_zyx=[10, 8, 100], max_memory_gb=64, flux_fields=["CAM"])
     assert summary["shape_zyx"] == [10, 8, 16] and summary["crop_start_zyx"] == [5, 5, 0]
     assert fields["current_density_axial_A_cm2"].shape == (1, 10, 8, 16)
@@ -221,20 +230,42 @@ def test_agrees_with_taufactor_64():
     assert ours == pytest.approx(theirs, rel=2e-3)
 
 
-def test_schema_defaults_match_the_library():
+def test_stage_settings_come_from_the_schema():
+    # the stage function takes every setting of stages.transport explicitly (no defaults of its
+    # own to keep in sync); the random walk's library defaults are the schema's
     import inspect
 
-    from voxelyte import config
     from voxelyte.random_walk import random_walk_tortuosity
     stage = config.stage_defaults()["transport"]
     sig = inspect.signature(run_transport).parameters
-    for key in ("tortuosity_phases", "insulating_ratio", "field_axis", "periodic", "rtol",
-                "crop_zyx"):
-        assert sig[key].default == stage[key], key
-    for key in ("axes", "kinds", "flux_fields", "scenarios"):
-        assert list(sig[key].default) == stage[key], key
+    settings = {name for name, p in sig.items() if p.kind == p.KEYWORD_ONLY} - {
+        "phases", "voxel_size_um", "electrode_normal_axis", "measured", "sample"}
+    assert settings == set(stage)
+    assert all(sig[key].default is inspect.Parameter.empty for key in settings)
     walk = inspect.signature(random_walk_tortuosity).parameters
     for key, value in stage["random_walk"].items():
         if key in walk:
             assert walk[key].default == value, key
     assert stage["random_walk"]["enabled"] and stage["random_walk"]["phases"] is None
+
+
+def test_stage_entries_are_the_public_functions_results():
+    # the stage composes tortuosity() and multiphase_conductivity(): same numbers, bit for bit
+    labels = _random_labels(seed=7)
+    summary, _ = _run(labels, phases=PHASES, voxel_size_um=VOXEL, axes=["z", "x"], rtol=1e-9,
+                      flux_fields=())
+    timing = ("solve_time_s",)
+    for name, label in (("CAM", 1), ("SE", 2)):
+        for ax in ("z", "x"):
+            r = tortuosity(labels, label, VOXEL, ax, rtol=1e-9)
+            entry = summary["tortuosity"][name][ax]
+            for key, value in entry.items():
+                if key not in timing + ("sigma_eff_S_cm",):
+                    assert value == r[key], (name, ax, key)
+    for kind in ("electronic", "ionic"):
+        for ax in ("z", "x"):
+            r = multiphase_conductivity(labels, PHASES, VOXEL, ax, kind, rtol=1e-9,
+                                        insulating_ratio=STAGE["insulating_ratio"])
+            entry = summary["conductivity"][kind][ax]
+            assert {k: v for k, v in entry.items() if k not in timing} == \
+                {k: v for k, v in r.items() if k not in timing}

@@ -1,25 +1,7 @@
-"""Random-walk tortuosity factor of one phase (the cross-check of the flux-based τ).
-
-Walkers start at random voxels of the phase and hop between face-neighbouring phase voxels; a hop
-into another phase is refused (the walker stays, the step counts). The volume is mirrored at each
-of its six faces, so a walker that steps out of it enters the mirror image and keeps walking in
-the unbounded, mirror-tiled medium (Tranter et al., pytrax; Minnmann et al. 2024, J. Electrochem.
-Soc. 171, 060514: 2000 walkers). With hop probabilities p_a ∝ 1/d_a² per axis (d_a the voxel size
-in µm) free space has the same diffusivity along every axis even on anisotropic voxels:
-MSD_a,free(t) = p_a d_a² t. The tortuosity factor along axis a is the ratio of the slopes
-
-    τ_a = D_free / D_a = p_a d_a² / (d MSD_a / dt)
-
-fitted over the late part of the walk (``fit_start_fraction``…1), where the MSD grows linearly.
-For symmetric hopping the walkers fill the phase uniformly, so at long times
-D_a / D_free = σ_eff,a / (φ σ_bulk) of the same voxel network and τ_a equals the flux-based
-τ = φ·σ_bulk/σ_eff (walkers caught in isolated clusters or dead ends add time, not distance).
-Finite walks and the mirrored (rather than equipotential) faces make the two differ by a few per
-cent on small volumes; ``tortuosity_factor_stderr`` (from independent batches of walkers) gives the
-statistical part.
-
-The walk is a numba kernel with a counter-based generator per walker (SplitMix64 seeded from the
-seed and the walker's index), so results are identical for any number of threads.
+"""Random-walk tortuosity factor of one phase (the cross-check of the flux-based τ): walkers hop
+between face-neighbouring phase voxels of the volume mirrored at its faces (a hop into another
+phase is refused), τ_a = D_free / D_a from the late slope of the mean squared displacement. One
+numba kernel with a counter-based generator per walker: identical results for any thread count.
 """
 from __future__ import annotations
 
@@ -29,11 +11,9 @@ import time
 import numpy as np
 from numba import njit, prange
 
-from voxelyte.descriptors._common import AXES, _axis_index, _voxel
+from voxelyte.contract import AXES, axis_index, voxel_size_um as checked_voxel
 from voxelyte.errors import InputError
 
-#: Default number of walkers (Minnmann et al. 2024 used 2000).
-DEFAULT_WALKERS = 2000
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -136,24 +116,8 @@ def _fit_tau(steps, msd_um2, p_d2, start):
     return taus, r2
 
 
-def random_walk_tortuosity(labels, phase_label: int, voxel_size_um, *, axes=AXES,
-                           n_walkers: int = DEFAULT_WALKERS, n_steps: int = 200000, seed: int = 0,
-                           n_records: int = 200, max_lag_fraction: float = 0.5,
-                           fit_start_fraction: float = 0.5, n_batches: int = 10,
-                           return_msd: bool = False) -> dict:
-    """Random-walk tortuosity factor of the phase ``phase_label`` of ``labels`` (z, y, x) per axis:
-    τ_a = p_a d_a² / slope of MSD_a (µm²) vs lag (steps), see the module docstring.
-
-    ``n_walkers`` walkers start at uniformly random voxels of the phase and walk ``n_steps``
-    steps; positions are kept at ``n_records`` evenly spaced steps. The MSD at each lag up to
-    ``max_lag_fraction``·n_steps is averaged over all time origins of each walk (the walk is
-    stationary: a uniform start is its equilibrium), and the slope is fitted (with intercept)
-    over lags from ``fit_start_fraction`` of the largest lag on. ``seed`` fixes everything.
-    Returns volume_fraction, n_walkers, n_steps, seed, time_s and per axis
-    ``{tortuosity_factor, tortuosity_factor_stderr (from ``n_batches`` independent batches of
-    walkers), diffusivity_ratio (D_a/D_free = 1/τ), fit_r2}``; with ``return_msd`` also
-    ``lag_steps`` and ``msd_um2`` {axis: list}. A phase without voxels gives τ = inf."""
-    lab = np.asarray(labels)
+def _check_settings(lab, n_walkers, n_steps, n_records, n_batches, fit_start_fraction,
+                    max_lag_fraction) -> None:
     if lab.ndim != 3:
         raise InputError("labels must be a 3D array (z, y, x)", field="labels",
                          expected="3 dimensions", found=lab.shape)
@@ -166,22 +130,11 @@ def random_walk_tortuosity(labels, phase_label: int, voxel_size_um, *, axes=AXES
         if not 0 <= value < 1 and not (name == "max_lag_fraction" and value == 1):
             raise InputError("fraction out of range", field=name,
                              expected="0 <= fraction < 1", found=value)
-    voxel = np.asarray(_voxel(voxel_size_um), float)
-    axes = [AXES[_axis_index(ax)] for ax in axes]
-    mask = np.ascontiguousarray(lab == phase_label, dtype=np.uint8)
-    phi = float(mask.mean())
-    t0 = time.perf_counter()
-    out: dict = {"phase_label": int(phase_label), "volume_fraction": phi,
-                 "n_walkers": int(n_walkers), "n_steps": int(n_steps), "seed": int(seed),
-                 "max_lag_fraction": float(max_lag_fraction),
-                 "fit_start_fraction": float(fit_start_fraction),
-                 "boundary": "mirrored at all faces", "msd": "time-origin averaged"}
-    if phi == 0:
-        for ax in axes:
-            out[ax] = {"tortuosity_factor": math.inf, "tortuosity_factor_stderr": None,
-                       "diffusivity_ratio": 0.0, "fit_r2": None}
-        out["time_s"] = time.perf_counter() - t0
-        return out
+
+
+def _walk_msd(mask, voxel, n_walkers, n_steps, seed, n_records, max_lag_fraction, n_batches):
+    """Run the walkers: (lags in steps, per-batch MSD sums (batch, lag, axis) in voxels², walkers
+    per batch, cumulative hop probabilities, free-space µm² per step per axis)."""
     weights = 1.0 / voxel ** 2
     p = weights / weights.sum()
     cum_p = np.cumsum(p)
@@ -197,21 +150,100 @@ def random_walk_tortuosity(labels, phase_label: int, voxel_size_um, *, axes=AXES
           int(seed) % 2**63, sums)
     lags = record_every * np.arange(1, n_lags + 1)
     counts = np.array([len(range(b, int(n_walkers), n_batches)) for b in range(n_batches)])
+    return lags, sums, counts, p_d2
+
+
+def _fit_axes(lags, sums, counts, p_d2, voxel, n_walkers, fit_start_fraction, axes):
+    """The MSD (µm², lag × axis) and per axis τ, its standard error over the walker batches,
+    D_a/D_free and R² of the fit."""
+    n_batches = sums.shape[0]
     start = fit_start_fraction * lags[-1]
     msd = sums.sum(axis=0) / n_walkers * voxel ** 2           # µm²
     taus, r2 = _fit_tau(lags, msd, p_d2, start)
     batch_taus = np.array([_fit_tau(lags, sums[b] / counts[b] * voxel ** 2, p_d2, start)[0]
                            for b in range(n_batches)])
+    out = {}
     for ax in axes:
-        a = _axis_index(ax)
+        a = axis_index(ax)
         finite = batch_taus[:, a][np.isfinite(batch_taus[:, a])]
         stderr = (float(np.std(finite, ddof=1) / math.sqrt(finite.size))
                   if n_batches > 1 and finite.size == n_batches else None)
         out[ax] = {"tortuosity_factor": taus[a], "tortuosity_factor_stderr": stderr,
                    "diffusivity_ratio": 1.0 / taus[a] if math.isfinite(taus[a]) else 0.0,
                    "fit_r2": r2[a]}
+    return msd, out
+
+
+def random_walk_tortuosity(labels, phase_label: int, voxel_size_um, *, axes=AXES,
+                           n_walkers: int = 2000, n_steps: int = 200000, seed: int = 0,
+                           n_records: int = 200, max_lag_fraction: float = 0.5,
+                           fit_start_fraction: float = 0.5, n_batches: int = 10,
+                           return_msd: bool = False) -> dict:
+    """Random-walk tortuosity factor of one phase per axis, τ_a = p_a d_a² / slope of MSD_a (µm²)
+    vs lag (steps), with hop probabilities p_a ∝ 1/d_a² (isotropic free space on anisotropic
+    voxels); at long times τ_a equals the flux-based τ = φ·σ_bulk/σ_eff of the same network.
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+    phase_label : int
+    voxel_size_um : sequence of 3 float
+    axes : sequence of str or int
+    n_walkers : int
+        Walkers, started at uniformly random voxels of the phase.
+    n_steps : int
+        Steps per walker (the MSD must reach its linear regime).
+    seed : int
+        Fixes everything.
+    n_records : int
+        Positions kept per walker (evenly spaced steps).
+    max_lag_fraction : float
+        Largest MSD lag as a fraction of n_steps; the MSD is averaged over all time origins.
+    fit_start_fraction : float
+        The slope (with intercept) is fitted from this fraction of the largest lag on.
+    n_batches : int
+        Independent walker batches for the standard error.
+    return_msd : bool
+        Also ``lag_steps`` and ``msd_um2`` {axis: list}.
+
+    Returns
+    -------
+    dict
+        phase_label, volume_fraction, n_walkers, n_steps, seed, the fit settings, time_s and per
+        axis {tortuosity_factor, tortuosity_factor_stderr, diffusivity_ratio (1/τ), fit_r2}; a
+        phase without voxels gives τ = inf.
+
+    References
+    ----------
+    Tranter et al., pytrax (mirrored random walk); Minnmann et al., J. Electrochem. Soc. 171,
+    060514 (2024) (2000 walkers).
+    """
+    lab = np.asarray(labels)
+    _check_settings(lab, n_walkers, n_steps, n_records, n_batches, fit_start_fraction,
+                    max_lag_fraction)
+    voxel = np.asarray(checked_voxel(voxel_size_um), float)
+    axes = [AXES[axis_index(ax)] for ax in axes]
+    mask = np.ascontiguousarray(lab == phase_label, dtype=np.uint8)
+    phi = float(mask.mean())
+    t0 = time.perf_counter()
+    out: dict = {"phase_label": int(phase_label), "volume_fraction": phi,
+                 "n_walkers": int(n_walkers), "n_steps": int(n_steps), "seed": int(seed),
+                 "max_lag_fraction": float(max_lag_fraction),
+                 "fit_start_fraction": float(fit_start_fraction),
+                 "boundary": "mirrored at all faces", "msd": "time-origin averaged"}
+    if phi == 0:
+        for ax in axes:
+            out[ax] = {"tortuosity_factor": math.inf, "tortuosity_factor_stderr": None,
+                       "diffusivity_ratio": 0.0, "fit_r2": None}
+        out["time_s"] = time.perf_counter() - t0
+        return out
+    lags, sums, counts, p_d2 = _walk_msd(mask, voxel, n_walkers, n_steps, seed, n_records,
+                                         max_lag_fraction, n_batches)
+    msd, per_axis = _fit_axes(lags, sums, counts, p_d2, voxel, n_walkers, fit_start_fraction,
+                              axes)
+    out.update(per_axis)
     if return_msd:
         out["lag_steps"] = lags.tolist()
-        out["msd_um2"] = {ax: msd[:, _axis_index(ax)].tolist() for ax in axes}
+        out["msd_um2"] = {ax: msd[:, axis_index(ax)].tolist() for ax in axes}
     out["time_s"] = time.perf_counter() - t0
     return out

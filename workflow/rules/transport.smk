@@ -1,15 +1,15 @@
 # Transport: flux-based tortuosity and conductivities of the segmented labels, random-walk
 # cross-check, filled-porosity / conductivity scenarios, kappa_exp vs kappa_sim, current fields
-# (voxelyte.transport).
+# (voxelyte.transport, voxelyte.conduction, voxelyte.random_walk).
 STAGE_RULES["transport"] = SAMPLES
 
 
 rule transport:
     input:
-        labels=zarr_output("labels.zarr"),
+        labels=artefact_output("labels"),
     output:
-        summary=sample_path("transport", "transport.json"),
-        flux=zarr_output("transport", "flux.zarr"),
+        summary=artefact_output("transport"),
+        flux=artefact_output("flux"),
         record=provenance_record("transport"),
     params:
         stage=lambda w: sample_of(w).stages["transport"],

@@ -351,3 +351,20 @@ def test_cluster_deflation_coarse_step_is_E_inverse_Zt_A(periodic):
     info = gmg_solve(mg, 1.0, 0.0, x_deflated, rtol=1e-11, deflation=deflation)
     assert info["converged"]
     np.testing.assert_allclose(x_deflated, x_plain, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_problem_api_is_effective_conductivity(method):
+    # ConductionProblem(...).solve() is what effective_conductivity runs: same numbers
+    from voxelyte.conduction import ConductionProblem
+    sigma = _random_field((12, 11, 10), seed=2)
+    problem = ConductionProblem(sigma, VOXEL, "x", preconditioner=method)
+    r = problem.solve(rtol=1e-10)
+    ref = effective_conductivity(sigma, VOXEL, "x", rtol=1e-10, preconditioner=method)
+    for key in ("sigma_eff_S_cm", "n_unknowns", "iterations", "relative_residual",
+                "current_in_A", "current_out_A", "network_fraction"):
+        if method == "gmg":
+            assert r[key] == ref[key], key
+        else:
+            assert r[key] == pytest.approx(ref[key], rel=1e-9), key
+    assert problem.n_unknowns == r["n_unknowns"] and r["axis"] == "x"
