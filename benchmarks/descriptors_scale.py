@@ -35,7 +35,7 @@ TASKS = {
     "connectivity": ("numpy", "D.connectivity(L, P)"),
     "local_thickness+granulometry_CAM": ("numpy", "D.local_thickness_distribution(L, 1, V)"),
     "separate_particles_CAM": ("numpy", "D.separate_particles(L, 1, V)"),
-    "compute_descriptors": ("numpy", "D.compute_descriptors(L, voxel_size_um=V, phases=P)"),
+    "compute_descriptors": ("numpy", "D.compute_descriptors(L, voxel_size_um=V, phases=P, **config.stage_defaults()['descriptors'])"),
 }
 
 
@@ -59,6 +59,7 @@ def _child(args) -> None:
     else:
         import numpy as np
 
+        from voxelyte import config
         from voxelyte import descriptors as D
         from voxelyte.contract import open_volume
 

@@ -5,9 +5,12 @@ import math
 import numpy as np
 import pytest
 
+from voxelyte import config
 from voxelyte import descriptors as D
 from voxelyte.errors import InputError
 
+#: The stage settings as a workflow run gets them (schema defaults).
+SETTINGS = config.stage_defaults()["descriptors"]
 PHASES = {"pore": {"label": 0, "density_g_cm3": 0.0}, "CAM": {"label": 1, "density_g_cm3": 4.75},
           "SE": {"label": 2, "density_g_cm3": 2.2}}
 TWO = {"a": {"label": 0}, "b": {"label": 1}}
@@ -292,7 +295,7 @@ def test_empty_and_single_phase_volumes(tmp_path):
     phases = dict(PHASES, CBD={"label": 7, "density_g_cm3": 1.8})   # CBD absent
     labels = np.ones((12, 10, 14), np.uint8)                         # CAM only
     s, tables = D.compute_descriptors(labels, voxel_size_um=(0.3, 0.2, 0.1), phases=phases,
-                                      n_sizes=4)
+                                      **dict(SETTINGS, n_sizes=4))
     assert s["volume_fraction_CAM"] == 1 and s["volume_fraction_CBD"] == 0
     assert s["surface_area_CAM_um2"] == 0 and s["interface_area_CAM_SE_um2"] == 0
     assert s["mean_chord_length_CBD_um"] is None and s["chord_count_CAM"] == 0
@@ -308,7 +311,7 @@ def test_compute_and_write_full_set(tmp_path, small_phantom):
     labels, _ = small_phantom
     nominal = {"mass_fraction": {"CAM": 0.7, "SE": 0.3}, "porosity_geometric": 0.1}
     s, tables = D.compute_descriptors(labels, voxel_size_um=(0.2, 0.2, 0.2), phases=PHASES,
-                                      nominal_composition=nominal, n_sizes=8)
+                                      nominal_composition=nominal, **dict(SETTINGS, n_sizes=8))
     cam = 0.7 / 4.75 / (0.7 / 4.75 + 0.3 / 2.2) * 0.9
     assert s["volume_fraction_CAM_nominal"] == pytest.approx(cam)
     assert s["volume_fraction_pore_nominal"] == pytest.approx(0.1)

@@ -134,7 +134,8 @@ def fabricate_partial(study_dir: Path, sample: str, *, transport: bool = False,
     write_zarr_atomic(ds, folder / "raw.zarr")
     scalars, tables = descriptors.compute_descriptors(
         labels, voxel_size_um=(0.1, 0.1, 0.1), phases=PHASES,
-        nominal_composition=SAMPLE_CONFIG["nominal_composition"], two_point_max_lag_um=1.0)
+        nominal_composition=SAMPLE_CONFIG["nominal_composition"],
+        **dict(config.stage_defaults()["descriptors"], two_point_max_lag_um=1.0))
     scalars = {"sample": sample, "labels_source": "synthetic test labels", **scalars}
     written = descriptors.write_descriptors(scalars, tables, folder / "descriptors")
     records = {"ingest": [folder / "raw.zarr"], "descriptors": list(written.values())}

@@ -21,16 +21,13 @@ from voxelyte.descriptors.topology import connectivity
 
 def compute_descriptors(labels, *, voxel_size_um, phases: dict,
                         nominal_composition: dict | None = None, electrode_normal_axis="z",
-                        current_collector_side: str = "start",
-                        mass_reference_phase: str | None = "CAM", chord_step_voxels: int = 2,
-                        surface_smoothing_voxels: float = DEFAULT_SMOOTHING_VOXELS,
-                        connectivity_order: int = 1, slice_axis="z",
-                        min_particle_area_px: int = 1, size_phases: list[str] | None = None,
-                        n_sizes: int = 24, particle_phase: str | None = "CAM",
-                        watershed_min_distance_um: float = 0.4,
-                        watershed_smoothing_voxels: float = 0.5,
-                        two_point_max_lag_um: float | None = None,
-                        pore_phase: str = "pore", slab_voxels: int = 64) -> tuple[dict, dict]:
+                        current_collector_side: str = "start", mass_reference_phase: str | None,
+                        chord_step_voxels: int, surface_smoothing_voxels: float,
+                        connectivity_order: int, slice_axis, min_particle_area_px: int,
+                        size_phases: list[str] | None, n_sizes: int, particle_phase: str | None,
+                        watershed_min_distance_um: float, watershed_smoothing_voxels: float,
+                        two_point_max_lag_um: float | None, pore_phase: str,
+                        slab_voxels: int) -> tuple[dict, dict]:
     """All descriptors of a labelled volume (the ``descriptors`` stage).
 
     Parameters
@@ -47,36 +44,12 @@ def compute_descriptors(labels, *, voxel_size_um, phases: dict,
         The electrode normal.
     current_collector_side : {'start', 'end'}
         The side of the current collector along the normal.
-    mass_reference_phase : str, optional
-        Phase whose mass normalises specific interface areas (absent or without a positive
-        density: per-mass interface areas are left out).
-    chord_step_voxels : int
-        Spacing of the chord test lines (voxels; :func:`chord_lengths`).
-    surface_smoothing_voxels : float
-        Gaussian sigma of the marching-cubes indicator, in smallest voxel sizes
-        (:func:`phase_surface_areas`).
-    connectivity_order : int
-        1 = faces, 2 = + edges, 3 = + corners (:func:`connectivity`).
-    slice_axis : str or int
-        Axis normal to the 2D slices (:func:`slice_descriptors_2d`).
-    min_particle_area_px : int
-        Smallest 2D particle counted (pixels).
-    size_phases : list of str, optional
-        Phases for local thickness, granulometry and two-point correlation (None: all).
-    n_sizes : int
-        Number of ball radii of local thickness and granulometry.
-    particle_phase : str, optional
-        Phase separated into watershed particles (None or absent: skipped).
-    watershed_min_distance_um : float
-        Smallest distance between watershed markers (µm; :func:`separate_particles`).
-    watershed_smoothing_voxels : float
-        Gaussian sigma of the distance smoothing before the watershed, in smallest voxel sizes.
-    two_point_max_lag_um : float, optional
-        Largest two-point correlation distance (µm; None: the box).
-    pore_phase : str
-        Phase that receives the nominal geometric porosity.
-    slab_voxels : int
-        Planes read at a time by the slab-wise descriptors (memory). See the schema for defaults.
+    mass_reference_phase, chord_step_voxels, surface_smoothing_voxels, connectivity_order, \
+slice_axis, min_particle_area_px, size_phases, n_sizes, particle_phase, \
+watershed_min_distance_um, watershed_smoothing_voxels, two_point_max_lag_um, pore_phase, \
+slab_voxels
+        The ``stages.descriptors`` settings, each described (with its default) in the sample
+        schema (``config.stage_defaults()["descriptors"]`` gives them all).
 
     Returns
     -------
@@ -90,9 +63,8 @@ def compute_descriptors(labels, *, voxel_size_um, phases: dict,
         ``profile_*``, ``slice2d_*``, local thickness, granulometry, correlation lengths,
         ``particle_*``.
     tables : dict of pandas.DataFrame
-        chord_length_distribution, connectivity, through_thickness_profile,
-        slice_descriptors_2d, local_thickness_distribution, granulometry,
-        two_point_correlation, particle_sizes.
+        chord_length_distribution, connectivity, through_thickness_profile, slice_descriptors_2d,
+        local_thickness_distribution, granulometry, two_point_correlation, particle_sizes.
 
     References
     ----------
@@ -104,27 +76,17 @@ def compute_descriptors(labels, *, voxel_size_um, phases: dict,
     voxel = contract.voxel_size_um(voxel_size_um)
     normal = AXES[axis_index(electrode_normal_axis)]
     s = volume_header(labels, voxel, normal, current_collector_side)
-    tables: dict = {}
     vf = volume_fractions(labels, table, slab_voxels=slab_voxels)
     s.update(fraction_descriptors(vf, table, s["total_volume_um3"], nominal_composition,
                                   pore_phase))
     s.update(surface_descriptors(labels, table, voxel, vf, s["total_volume_um3"],
                                  mass_reference_phase, surface_smoothing_voxels, slab_voxels))
-    counts = chord_lengths(labels, table, voxel, step_voxels=chord_step_voxels,
-                           slab_voxels=slab_voxels)
-    chord_scalars, tables["chord_length_distribution"] = chord_length_summary(counts, voxel)
     s["chord_step_voxels"] = int(chord_step_voxels)
-    s.update(chord_scalars)
-    conn_scalars, tables["connectivity"] = connectivity_descriptors(
-        labels, table, connectivity_order, normal, current_collector_side)
-    s.update(conn_scalars)
-    tables["through_thickness_profile"], prof = through_thickness_profile(
-        labels, table, voxel, electrode_normal_axis=normal, slab_voxels=slab_voxels)
-    s.update(prof)
-    tables["slice_descriptors_2d"], s2d = slice_descriptors_2d(
-        labels, table, voxel, slice_axis=slice_axis, min_particle_area_px=min_particle_area_px,
-        slab_voxels=slab_voxels)
-    s.update(s2d)
+    line_scalars, line_tables = line_and_slice_descriptors(
+        labels, table, voxel, normal, current_collector_side, chord_step_voxels,
+        connectivity_order, slice_axis, min_particle_area_px, slab_voxels)
+    s.update(line_scalars)
+    tables = dict(line_tables)
     arr = load_labels(labels)
     size_scalars, size_tables = size_descriptors(arr, table, voxel, size_phases, n_sizes,
                                                  two_point_max_lag_um, slab_voxels)
@@ -136,6 +98,49 @@ def compute_descriptors(labels, *, voxel_size_um, phases: dict,
             watershed_smoothing_voxels)
         s.update(s_part)
     return contract.to_jsonable(s), tables
+
+
+def line_and_slice_descriptors(labels, table, voxel, normal: str, current_collector_side: str,
+                               chord_step_voxels: int, connectivity_order: int, slice_axis,
+                               min_particle_area_px: int, slab_voxels: int):
+    """Chords, connectivity, through-thickness profiles and 2D slice statistics.
+
+    Parameters
+    ----------
+    labels : array_like of int, (z, y, x)
+    table : PhaseTable
+    voxel : tuple of float
+        (dz, dy, dx) in µm.
+    normal : str
+        Electrode-normal axis name.
+    current_collector_side : {'start', 'end'}
+    chord_step_voxels, connectivity_order, slice_axis, min_particle_area_px, slab_voxels
+        Settings of :func:`chord_lengths`, :func:`connectivity` and
+        :func:`slice_descriptors_2d`.
+
+    Returns
+    -------
+    scalars : dict
+    tables : dict of pandas.DataFrame
+        chord_length_distribution, connectivity, through_thickness_profile,
+        slice_descriptors_2d.
+    """
+    s, tables = {}, {}
+    counts = chord_lengths(labels, table, voxel, step_voxels=chord_step_voxels,
+                           slab_voxels=slab_voxels)
+    chord_scalars, tables["chord_length_distribution"] = chord_length_summary(counts, voxel)
+    s.update(chord_scalars)
+    conn_scalars, tables["connectivity"] = connectivity_descriptors(
+        labels, table, connectivity_order, normal, current_collector_side)
+    s.update(conn_scalars)
+    tables["through_thickness_profile"], prof = through_thickness_profile(
+        labels, table, voxel, electrode_normal_axis=normal, slab_voxels=slab_voxels)
+    s.update(prof)
+    tables["slice_descriptors_2d"], s2d = slice_descriptors_2d(
+        labels, table, voxel, slice_axis=slice_axis, min_particle_area_px=min_particle_area_px,
+        slab_voxels=slab_voxels)
+    s.update(s2d)
+    return s, tables
 
 
 def volume_header(labels, voxel, normal: str, current_collector_side: str) -> dict:

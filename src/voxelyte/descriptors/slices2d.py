@@ -130,6 +130,11 @@ def slice_descriptors_2d(labels, phases: dict, voxel_size_um, *, slice_axis="z",
                              "mean_perimeter_um": float(perim[sel].mean()) if n_in else np.nan,
                              "mean_circularity": float(np.nanmean(circ[sel])) if n_in else np.nan})
     df = pd.DataFrame(rows)
+    return df, _slice_means(df, table)
+
+
+def _slice_means(df, table) -> dict:
+    """Slice means of the 2D descriptors per phase (``slice2d_*``; None when undefined)."""
     scalars = {}
     for name in table:
         sub = df[df["phase"] == name]
@@ -140,4 +145,4 @@ def slice_descriptors_2d(labels, phases: dict, voxel_size_um, *, slice_axis="z",
                          ("mean_circularity", f"slice2d_mean_circularity_{name}")):
             v = sub[col].mean(skipna=True) if len(sub) else np.nan
             scalars[key] = float(v) if np.isfinite(v) else None
-    return df, scalars
+    return scalars
