@@ -59,7 +59,7 @@ def _child(args) -> None:
     else:
         import numpy as np
 
-        from voxelyte import config
+        from voxelyte import config  # noqa: F401 (used by the evaluated task strings)
         from voxelyte import descriptors as D
         from voxelyte.contract import open_volume
 

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-import yaml
 from PIL import Image
 from scipy import ndimage
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from test_workflow import demo_sample, run_snakemake, write_study
 

@@ -14,8 +14,8 @@ from voxelyte.descriptors.fractions import (nominal_volume_fractions, through_th
                                             volume_fractions)
 from voxelyte.descriptors.sizes import separate_particles, size_analysis
 from voxelyte.descriptors.slices2d import slice_descriptors_2d
-from voxelyte.descriptors.surfaces import (DEFAULT_SMOOTHING_VOXELS, interface_areas,
-                                            particle_contact_area, phase_surface_areas)
+from voxelyte.descriptors.surfaces import (interface_areas, particle_contact_area,
+                                            phase_surface_areas)
 from voxelyte.descriptors.topology import connectivity
 
 
