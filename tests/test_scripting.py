@@ -42,8 +42,10 @@ def test_save_results_writes_store_summary_and_record(tmp_path):
     assert json.loads((tmp_path / "record.json").read_text())["params"] == {"k": 1}
 
 
-def test_run_turns_bad_input_into_one_message(tmp_path):
+def test_run_turns_bad_input_into_one_message(tmp_path, monkeypatch):
     smk = _job(tmp_path)
+    for var in scripting.THREAD_ENV_VARS:    # run() sets them for its job: restore them after
+        monkeypatch.setenv(var, "1")
 
     def main(smk, log):
         raise InputError("labels missing", sample="S1", field="labels", expected="a store",
