@@ -153,6 +153,8 @@ def _grid_faces(sigma, net, coef, wrap, gz, gy, gx):
                     gx[k, j, i] = 2.0 * s * t / (s + t) * coef[2]
 
 
+# _apply_point repeats the interior loop of _apply_row for the wrap-around end points: kept
+# separate for speed (the interior stays one contiguous, vectorised pass).
 @njit(cache=True)
 def _apply_point(i, im, ip, xc, xkm, xkp, xjm, xjp, gkm, gkp, gjm, gjp, gx, br):
     """(A x) at point i of a row: the rows of x and of the faces around it."""
@@ -189,6 +191,8 @@ def _brow(k, j, nz, b_in, b_out, zero):
     return zero
 
 
+# The row loop around _apply_row repeats in _gmg_matvec, _residual_restrict, _cg_pap and _cg_step:
+# kept separate for speed (each fuses its own work into the one pass; see the module docstring).
 @njit(parallel=True, cache=True, fastmath=True)
 def _gmg_matvec(x, gz, gy, gx, b_in, b_out, y):
     """y = A x; returns x·y (float64)."""
@@ -212,6 +216,8 @@ def _gmg_matvec(x, gz, gy, gx, b_in, b_out, y):
     return tot
 
 
+# _gs_point repeats the interior pass of _gs_row for the wrap-around end points: kept separate
+# for speed (the interior stays one contiguous, vectorised pass).
 @njit(cache=True)
 def _gs_point(i, im, ip, z, zkm, zkp, zjm, zjp, rhs, gkm, gkp, gjm, gjp, gx, br):
     a0 = gkm[i]

@@ -13,8 +13,9 @@ Conventions (see the README's *Data contract*):
   ever holds a complete artefact.
 """
 from voxelyte.contract.artefacts import ARTEFACTS, Artefact, artefact, artefact_path
-from voxelyte.contract.grid import (AXES, as_channel_stack, axis_index, volume_voxel_size_um,
-                                    voxel_size_um)
+from voxelyte.contract.grid import (AXES, as_channel_stack, axis_index, channel_index,
+                                    channel_names, stage_dataset, volume_voxel_size_um,
+                                    voxel_size_um, whole_slice_data)
 from voxelyte.contract.labels import (distance_um, iter_blocks, label_data, load_labels,
                                       volume_fractions, volume_shape)
 from voxelyte.contract.phases import CONDUCTIVITY_KINDS, ROLES, PhaseTable, phase_table
@@ -23,7 +24,7 @@ from voxelyte.contract.storage import (atomic_write, open_volume, to_jsonable, w
 
 __all__ = ["AXES", "ARTEFACTS", "Artefact", "CONDUCTIVITY_KINDS", "PhaseTable", "ROLES",
            "artefact", "artefact_path", "as_channel_stack", "atomic_write", "axis_index",
-           "distance_um", "iter_blocks", "label_data", "load_labels", "open_volume",
-           "phase_table", "to_jsonable", "volume_fractions", "volume_shape",
-           "volume_voxel_size_um", "voxel_size_um", "write_json_atomic", "write_text_atomic",
-           "write_zarr_atomic"]
+           "channel_index", "channel_names", "distance_um", "iter_blocks", "label_data",
+           "load_labels", "open_volume", "phase_table", "stage_dataset", "to_jsonable",
+           "volume_fractions", "volume_shape", "volume_voxel_size_um", "voxel_size_um",
+           "whole_slice_data", "write_json_atomic", "write_text_atomic", "write_zarr_atomic"]

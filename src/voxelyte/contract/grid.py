@@ -105,3 +105,104 @@ def as_channel_stack(stack):
         raise InputError("stack has unexpected dimensions", field="dims",
                          expected="(channel, z, y, x) or (z, y, x)", found=stack.dims)
     return stack
+
+
+def channel_names(stack) -> list[str]:
+    """Channel names of a ``(channel, z, y, x)`` stack.
+
+    Parameters
+    ----------
+    stack : xarray.DataArray
+        A stack with a ``channel`` dimension, named by its ``channel`` coordinate or not.
+
+    Returns
+    -------
+    list of str
+        One name per channel, in stack order: the coordinate values as text, else the indices.
+    """
+    if "channel" in stack.coords:
+        return [str(c) for c in stack.coords["channel"].values]
+    return [str(i) for i in range(stack.sizes["channel"])]
+
+
+def channel_index(stack, name, *, default: str = "BSE", field: str = "channel",
+                  strict: bool = True, expected: str | None = None) -> int:
+    """Index of a named channel of a ``(channel, z, y, x)`` stack.
+
+    Parameters
+    ----------
+    stack : xarray.DataArray
+        ``(channel, z, y, x)``.
+    name : str or None
+        Channel wanted.
+    default : str
+        Channel taken for ``name`` None or ``default``, and for any absent name unless
+        ``strict``; where the stack has no such channel, the first one.
+    field : str
+        Field named in the error (and, ``_`` read as a space, its message).
+    strict : bool
+        Raise InputError for a name that is neither a channel nor ``default``.
+    expected : str, optional
+        What the error says was expected (default: one of the channel names).
+
+    Returns
+    -------
+    int
+        Index along ``channel``.
+    """
+    names = channel_names(stack)
+    if name in names:
+        return names.index(name)
+    if strict and name not in (None, default):
+        raise InputError(f"{field.replace('_', ' ')} not in the stack", field=field,
+                         expected=expected or f"one of {names}", found=name)
+    return names.index(default) if default in names else 0
+
+
+def whole_slice_data(stack, *, all_channels: bool = False):
+    """A stack's data as a dask array of whole-slice chunks.
+
+    Parameters
+    ----------
+    stack : xarray.DataArray
+        ``(channel, z, y, x)``; data that are not dask are wrapped in chunks of one channel and
+        8 slices.
+    all_channels : bool
+        Also join the channels into one chunk.
+
+    Returns
+    -------
+    dask.array.Array
+        Chunks span whole ``(y, x)`` slices (and every channel with ``all_channels``).
+    """
+    import dask.array as da
+
+    data = stack.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(1, 8, -1, -1))
+    return data.rechunk({0: -1, 2: -1, 3: -1} if all_channels else {2: -1, 3: -1})
+
+
+def stage_dataset(array, name: str, attrs: dict):
+    """A stage's result as the dataset it writes: one variable, the input's attrs, µm coords.
+
+    Parameters
+    ----------
+    array : xarray.DataArray
+        The stage's result.
+    name : str
+        Variable name.
+    attrs : dict
+        Dataset attributes (copied).
+
+    Returns
+    -------
+    xarray.Dataset
+        Variable ``name``; coordinates z, y, x carry ``units: um`` unless they name units.
+    """
+    out = array.rename(name).to_dataset()
+    out.attrs = dict(attrs)
+    for dim in AXES:
+        if dim in out.coords:
+            out[dim].attrs.setdefault("units", "um")
+    return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from voxelyte.contract import as_channel_stack
+from voxelyte.contract import as_channel_stack, stage_dataset
 from voxelyte.errors import InputError
 from voxelyte.preprocess.steps import (correct_brightness_drift, correct_shading, destripe,
                                        normalise_contrast)
@@ -73,9 +73,4 @@ def preprocess(registered: xr.Dataset, *, shading_method: str, shading_sigma_um:
                              reference_slice=contrast_reference_slice)
     out.attrs["preprocess_params"] = {k: (list(v) if isinstance(v, tuple) else v)
                                       for k, v in p.items()}
-    ds = out.rename("corrected").to_dataset()
-    ds.attrs = dict(registered.attrs)
-    for dim in ("z", "y", "x"):
-        if dim in ds.coords:
-            ds[dim].attrs.setdefault("units", "um")
-    return ds
+    return stage_dataset(out, "corrected", registered.attrs)

@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import math
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
-from voxelyte.contract import as_channel_stack, volume_voxel_size_um
+from voxelyte.contract import (as_channel_stack, channel_names, volume_voxel_size_um,
+                               whole_slice_data)
 from voxelyte.errors import InputError
 from voxelyte.preprocess.filters import (brightness_factors, destripe_slice, gaussian_blur_large,
                                          polynomial_shading)
-
-
-def _channel_names(stack: xr.DataArray) -> list[str]:
-    if "channel" in stack.coords:
-        return [str(c) for c in stack.coords["channel"].values]
-    return [str(i) for i in range(stack.sizes["channel"])]
 
 
 def _map_slices(stack: xr.DataArray, func, channels=None, step: str = "") -> xr.DataArray:
@@ -26,12 +20,9 @@ def _map_slices(stack: xr.DataArray, func, channels=None, step: str = "") -> xr.
     selected channels (others only cast to float32); lazy, whole slices per task. Non-finite
     voxels are filled with the slice median for ``func`` and are NaN again in the result."""
     stack = as_channel_stack(stack)
-    names = _channel_names(stack)
+    names = channel_names(stack)
     selected = set(names if channels is None else channels)
-    data = stack.data
-    if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks=(1, 8, -1, -1))
-    data = data.rechunk({2: -1, 3: -1})
+    data = whole_slice_data(stack)
 
     def block(b, block_info=None):
         loc = block_info[0]["array-location"]
@@ -133,9 +124,7 @@ def slice_medians(stack: xr.DataArray) -> np.ndarray:
     numpy.ndarray
         (channel, z) float64 (NaN-aware medians).
     """
-    data = stack.data if isinstance(stack.data, da.Array) else \
-        da.from_array(np.asarray(stack.data), chunks=(1, 8, -1, -1))
-    data = data.rechunk({2: -1, 3: -1})
+    data = whole_slice_data(stack)
     medians = data.map_blocks(
         lambda b: np.nanmedian(b.reshape(b.shape[0], b.shape[1], -1).astype(np.float64),
                                axis=2)[:, :, None, None],
@@ -165,7 +154,7 @@ def correct_brightness_drift(stack: xr.DataArray, *, model: str = "linear",
     stack = as_channel_stack(stack)
     if factors is None:
         factors = brightness_factors(slice_medians(stack), model)
-    names = _channel_names(stack)
+    names = channel_names(stack)
     factors = np.asarray(factors, dtype=np.float64)
     out = _map_slices(stack, lambda im, c, z: im * np.float32(factors[names.index(c), z]),
                       step=f"brightness {model}")
@@ -204,7 +193,7 @@ def destripe(stack: xr.DataArray, *, channels=("SE",), axis: str = "y", wavelet:
     if wavelet not in pywt.wavelist(kind="discrete"):
         raise InputError("unknown wavelet", field="destripe_wavelet",
                          expected="a discrete PyWavelets wavelet (e.g. db4)", found=wavelet)
-    names = _channel_names(as_channel_stack(stack))
+    names = channel_names(as_channel_stack(stack))
     channels = [c for c in (channels or []) if c in names]
     return _map_slices(stack, lambda im, c, z: destripe_slice(im, axis=axis, wavelet=wavelet,
                                                               level=level, sigma=sigma),
@@ -293,7 +282,7 @@ def normalise_contrast(stack: xr.DataArray, *, method: str = "percentile",
         float32, lazy; attrs ``contrast_limits`` per channel.
     """
     stack = as_channel_stack(stack)
-    names = _channel_names(stack)
+    names = channel_names(stack)
     lo_p, hi_p = (float(v) for v in percentiles)
     if not 0 <= lo_p < hi_p <= 100:
         raise InputError("invalid contrast percentiles", field="contrast_percentiles",

@@ -9,9 +9,10 @@ import pandas as pd
 import xarray as xr
 from scipy import ndimage
 
+from voxelyte.contract import whole_slice_data
 from voxelyte.errors import InputError
 from voxelyte.register.drift import AFFINE_COLUMNS
-from voxelyte.register.pairs import _as_czyx, _dask_data
+from voxelyte.register.pairs import _as_czyx
 
 
 def _affine_of(drift: pd.DataFrame):
@@ -186,7 +187,7 @@ def apply_drift(stack: xr.DataArray, drift: pd.DataFrame, *, crop_border="auto",
     if sum(bounds["y"]) >= ny or sum(bounds["x"]) >= nx:
         raise InputError("crop removes the whole image", field="crop_border",
                          expected=f"< {ny} px in y and < {nx} px in x", found=bounds)
-    data = _dask_data(stack)
+    data = whole_slice_data(stack)
     out_dtype = np.dtype(stack.dtype)
     shifted = data.map_blocks(_shift_block, linear, offset, pure, int(interpolation_order),
                               out_dtype, dtype=out_dtype,

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from voxelyte.contract import volume_voxel_size_um
+from voxelyte.contract import volume_voxel_size_um, whole_slice_data
 from voxelyte.errors import InputError
 from voxelyte.register.pairs import (METHODS, STACKREG_SMOOTH_SIGMA_PX, _as_czyx, _chunk_pairs,
-                                     _dask_data, _reference_index, _stackreg_pair,
-                                     correlate_pair, prepare_slice)
+                                     _reference_index, _stackreg_pair, correlate_pair,
+                                     prepare_slice)
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def estimate_drift(stack: xr.DataArray, *, reference_channel: str | None = "BSE"
     settings = {"method": method, "upsample_factor": upsample_factor,
                 "min_valid_fraction": min_valid_fraction,
                 "smooth_sigma_px": float(smooth_sigma_px)}
-    data = _dask_data(stack)[_reference_index(stack, reference_channel)]
+    data = whole_slice_data(stack)[_reference_index(stack, reference_channel)]
     notes, pairs, valid = _stream_pairs(data, **settings, num_workers=num_workers)
     connected, quality, accepted, anchor = _link_slices(
         notes, pairs, valid, _bridger(data, **settings), min_quality=min_quality,

@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 import math
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 from scipy import ndimage
 
-from voxelyte.contract import as_channel_stack
+from voxelyte.contract import as_channel_stack, channel_index, channel_names
 from voxelyte.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -39,25 +38,14 @@ def _as_czyx(stack: xr.DataArray) -> xr.DataArray:
     return stack
 
 
-def _dask_data(stack: xr.DataArray) -> da.Array:
-    data = stack.data
-    if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks=(1, 8, -1, -1))
-    return data.rechunk({2: -1, 3: -1})
-
-
 def _reference_index(stack: xr.DataArray, reference_channel) -> list[int]:
-    names = [str(c) for c in stack.coords["channel"].values] if "channel" in stack.coords \
-        else [str(i) for i in range(stack.sizes["channel"])]
+    names = channel_names(stack)
     if reference_channel in (None, "all"):
         return list(range(len(names)))
-    if reference_channel in names:
-        return [names.index(reference_channel)]
-    if reference_channel == "BSE":  # the default: fall back to the first channel
+    if reference_channel == "BSE" and "BSE" not in names:  # the default: the first channel
         log.info("no 'BSE' channel (channels %s): registering on '%s'", names, names[0])
-        return [0]
-    raise InputError("reference channel not in the stack", field="reference_channel",
-                     expected=f"one of {names} or 'all'", found=reference_channel)
+    return [channel_index(stack, reference_channel, field="reference_channel",
+                          expected=f"one of {names} or 'all'")]
 
 
 def _periodic_component(image: np.ndarray) -> np.ndarray:

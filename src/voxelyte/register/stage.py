@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from voxelyte.contract import atomic_write
+from voxelyte.contract import atomic_write, channel_index, stage_dataset
 from voxelyte.errors import InputError
 from voxelyte.register.apply import apply_drift
 from voxelyte.register.drift import DRIFT_COLUMNS, estimate_drift
@@ -55,12 +55,7 @@ smooth_sigma_px
                              interpolation_order=interpolation_order)
     registered.attrs["registration"]["params"] = params
     registered.attrs["registration"]["n_invalid_slices"] = int((~drift["valid"]).sum())
-    out = registered.rename("registered").to_dataset()
-    out.attrs = dict(raw.attrs)
-    for dim in ("z", "y", "x"):
-        if dim in out.coords:
-            out[dim].attrs.setdefault("units", "um")
-    return out, drift
+    return stage_dataset(registered, "registered", raw.attrs), drift
 
 
 def write_drift_table(drift: pd.DataFrame, path) -> None:
@@ -87,9 +82,7 @@ def _xz_views(raw, registered, channel) -> tuple[np.ndarray, np.ndarray]:
     def as_array(obj, name):
         array = obj[name] if isinstance(obj, xr.Dataset) else obj
         if "channel" in array.dims:
-            names = [str(c) for c in array.coords["channel"].values]
-            pick = channel if channel in names else ("BSE" if "BSE" in names else names[0])
-            array = array.isel(channel=names.index(pick))
+            array = array.isel(channel=channel_index(array, channel, strict=False))
         return array
 
     before = as_array(raw, "raw")

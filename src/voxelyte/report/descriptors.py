@@ -9,8 +9,8 @@ from typing import Iterable
 from voxelyte.contract import AXES
 from voxelyte.report import figures as fg
 from voxelyte.report.collect import SampleResults
-from voxelyte.report.html import (cell, dig, figure_block, not_run, pretty, section,
-                                  table_block)
+from voxelyte.report.html import (cell, dig, figure_block, key_cell, not_run, phase_cell,
+                                  pretty, section, table_block)
 
 _PAIR = re.compile(r"^specific_interface_area_(.+)_per_(.+)_mass_m2_g$")
 
@@ -50,9 +50,13 @@ def _phase_rows(res: SampleResults, d: dict, src: str, colors: dict, keys_of) ->
     for p in res.phases():
         keys = keys_of(p)
         if any(k in d for k in keys):
-            rows.append([{"text": p, "swatch": colors.get(p)},
-                         *[cell(d.get(k), src, [k]) if k in d else "—" for k in keys]])
+            rows.append([phase_cell(p, colors), *[key_cell(d, k, src) for k in keys]])
     return rows
+
+
+def _prefixed_rows(d: dict, src: str, prefix: str) -> list:
+    """Key-value rows of the keys of ``d`` that start with ``prefix``, in document order."""
+    return [[pretty(k), cell(v, src, [k])] for k, v in d.items() if k.startswith(prefix)]
 
 
 def fraction_data(res: SampleResults) -> dict:
@@ -94,12 +98,11 @@ def fractions_section(res: SampleResults, colors: dict) -> dict:
     src = res.source("descriptors")
     truth = dig(res.json, "phantom_summary", "volume_fraction") or {}
     data = fraction_data(res)
-    rows = [[{"text": p, "swatch": colors.get(p)},
+    rows = [[phase_cell(p, colors),
              cell(d[f"volume_fraction_{p}"], src, [f"volume_fraction_{p}"]),
-             *[cell(d.get(k), src, [k]) if k in d else "—"
+             *[key_cell(d, k, src)
                for k in (f"volume_fraction_{p}_nominal", f"volume_fraction_{p}_minus_nominal")],
-             cell(truth[p], res.source("phantom_summary"), ["volume_fraction", p])
-             if p in truth else "—",
+             key_cell(truth, p, res.source("phantom_summary"), ["volume_fraction"]),
              cell(d.get(f"volume_{p}_um3"), src, [f"volume_{p}_um3"])] for p in data]
     return section("fractions", "Volume fractions", [
         figure_block(fg.volume_fraction_figure({res.name: data}, colors),
@@ -167,9 +170,8 @@ def interfaces_section(res: SampleResults, colors: dict) -> dict:
         k_area, k_vol = f"interface_area_{a}_{b}_um2", f"specific_interface_area_{a}_{b}_um-1"
         rows.append([f"{a}–{b}", cell(d.get(k_area), src, [k_area]),
                      cell(d.get(k_vol), src, [k_vol]), cell(v, src, [key])])
-    cov = [[pretty(k), cell(v, src, [k])] for k, v in d.items()
-           if k.startswith("surface_coverage_")]
-    surf = [[{"text": p, "swatch": colors.get(p)},
+    cov = _prefixed_rows(d, src, "surface_coverage_")
+    surf = [[phase_cell(p, colors),
              cell(d.get(f"surface_area_{p}_um2"), src, [f"surface_area_{p}_um2"]),
              cell(d.get(f"specific_surface_area_{p}_per_{p}_mass_m2_g"), src,
                   [f"specific_surface_area_{p}_per_{p}_mass_m2_g"])]
@@ -207,7 +209,7 @@ def sizes_section(res: SampleResults, colors: dict) -> dict:
     rows = _phase_rows(res, d, src, colors, lambda p: [
         f"mean_local_thickness_{p}_um", f"median_local_thickness_{p}_um",
         f"granulometry_mean_radius_{p}_um"])
-    part = [[pretty(k), cell(v, src, [k])] for k, v in d.items() if k.startswith("particle_")]
+    part = _prefixed_rows(d, src, "particle_")
     uri = fg.size_figure({res.name: res.tables.get("local_thickness_distribution")},
                          {res.name: res.tables.get("particle_sizes")}, colors)
     return section("sizes", "Size distributions", [
@@ -225,7 +227,7 @@ def _connectivity_rows(res: SampleResults, d: dict, src: str, colors: dict) -> l
         for a in AXES:
             keys = [f"connectivity_{p}_{k}_{a}" for k in ("percolating", "dead_end", "isolated")]
             if any(k in d for k in keys):
-                rows.append([{"text": p, "swatch": colors.get(p)}, a,
+                rows.append([phase_cell(p, colors), a,
                              *[cell(d.get(k), src, [k]) for k in keys]])
     return rows
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from voxelyte import plotting as vp
 from voxelyte.report import figures as fg
 from voxelyte.report.collect import SampleResults
-from voxelyte.report.html import (cell, dig, figure_block, fmt, pretty, section, table_block)
+from voxelyte.report.html import (cell, dig, figure_block, fmt, phase_cell, pretty, section,
+                                  table_block)
 
 #: evaluation.json's segmentation scores, in the order the report shows them.
 SCORE_FRAMES = {
@@ -83,7 +84,7 @@ def _frame_tables(res: SampleResults, colors: dict) -> list:
         if not isinstance(sc, dict):
             continue
         base = ["segmentation", key]
-        rows = [[{"text": p, "swatch": colors.get(p)}] + [
+        rows = [[phase_cell(p, colors)] + [
             cell(dig(sc, k, p), src, [*base, k, p]) if dig(sc, k, p) is not None else "—"
             for k in ("iou", "volume_fraction_predicted", "volume_fraction_truth",
                       "volume_fraction_error_pp")]

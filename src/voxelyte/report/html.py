@@ -86,6 +86,46 @@ def cell(value: Any, source: str | None = None, key: Iterable | None = None) -> 
     return out
 
 
+def key_cell(doc: dict, key: Any, source: str | None, path: Iterable = ()) -> dict | str:
+    """The cell of one key of a JSON mapping, or "—" where the mapping lacks the key.
+
+    Parameters
+    ----------
+    doc : dict
+        The mapping (a document or a part of one).
+    key : any
+        The key shown.
+    source : str or None
+        The artefact's path relative to the study folder.
+    path : sequence
+        Path of ``doc`` in that document (empty: the document itself).
+
+    Returns
+    -------
+    dict or str
+        :func:`cell` of ``doc[key]`` checkable at ``[*path, key]``; "—" without the key.
+    """
+    return cell(doc.get(key), source, [*path, key]) if key in doc else "—"
+
+
+def phase_cell(phase: str, colors: dict) -> dict:
+    """A table cell naming a phase, with its colour swatch.
+
+    Parameters
+    ----------
+    phase : str
+        Phase name.
+    colors : dict
+        Phase colours (a phase without one gets no swatch).
+
+    Returns
+    -------
+    dict
+        ``text`` and ``swatch``.
+    """
+    return {"text": phase, "swatch": colors.get(phase)}
+
+
 def dig(doc: Any, *keys) -> Any:
     """A nested value of a JSON document.
 

@@ -9,8 +9,8 @@ import numpy as np
 from voxelyte.contract import AXES
 from voxelyte.report import figures as fg
 from voxelyte.report.collect import SampleResults
-from voxelyte.report.html import (cell, dig, figure_block, fmt, not_run, pretty, section,
-                                  table_block)
+from voxelyte.report.html import (cell, dig, figure_block, fmt, key_cell, not_run, phase_cell,
+                                  pretty, section, table_block)
 from voxelyte.report.volumes import extent, open_store
 
 log = logging.getLogger(__name__)
@@ -175,8 +175,8 @@ def ssrm_section(res: SampleResults, colors: dict) -> dict:
     uri = fg.ssrm_figure(rmap, ext, ssrm_histograms(s), ssrm_profiles(s, res), colors,
                          threshold_ohm=dig(s, "connectivity", "isolation_threshold_ohm"),
                          face_axes=face or ("y", "x"))
-    prow = [[{"text": p, "swatch": colors.get(p)}] + [
-        cell(v.get(k), src, ["per_phase", p, k]) if k in v else "—"
+    prow = [[phase_cell(p, colors)] + [
+        key_cell(v, k, src, ["per_phase", p])
         for k in ("n_pixels", "n_infinite", "median_resistance_ohm", "fraction_above_threshold")]
         for p, v in (s.get("per_phase") or {}).items() if isinstance(v, dict)]
     return section("ssrm", "Simulated SSRM", [

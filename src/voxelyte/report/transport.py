@@ -9,7 +9,8 @@ import math
 from voxelyte.contract import AXES
 from voxelyte.report import figures as fg
 from voxelyte.report.collect import SampleResults
-from voxelyte.report.html import cell, dig, figure_block, not_run, section, table_block
+from voxelyte.report.html import (cell, dig, figure_block, key_cell, not_run, phase_cell, section,
+                                  table_block)
 from voxelyte.report.volumes import mid_planes, open_store
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,8 @@ def _tortuosity_rows(t: dict, src: str, colors: dict) -> list:
             if not isinstance(r, dict):
                 continue
             key = ["tortuosity", phase, axis]
-            rows.append([{"text": phase, "swatch": colors.get(phase)}, axis] + [
-                cell(r.get(k), src, [*key, k]) if k in r else "—"
+            rows.append([phase_cell(phase, colors), axis] + [
+                key_cell(r, k, src, key)
                 for k in ("volume_fraction", "tortuosity_factor", "tortuosity_factor_random_walk",
                           "tortuosity_factor_random_walk_stderr", "macmullin_number",
                           "percolating", "percolating_fraction")])

@@ -1,5 +1,5 @@
 """The segment stage's settings (defaults from the schema's ``stages.segment``), label constants
-and the channel-stack helpers shared by the package."""
+and the channel-stack helpers shared by the package (``channel_names`` is the contract's)."""
 from __future__ import annotations
 
 import copy
@@ -8,7 +8,7 @@ from functools import lru_cache
 import dask.array as da
 import xarray as xr
 
-from voxelyte.contract import as_channel_stack, phase_table
+from voxelyte.contract import as_channel_stack, channel_names, phase_table, whole_slice_data
 from voxelyte.errors import InputError
 
 METHODS = ("trainable", "unsupervised")
@@ -75,21 +75,6 @@ def phase_classes(phases: dict) -> dict[str, dict]:
             for name, lab in phase_table(phases).labels.items()}
 
 
-def channel_names(stack: xr.DataArray) -> list[str]:
-    """Channel names of a ``(channel, z, y, x)`` stack (indices as text without coords).
-
-    Parameters
-    ----------
-    stack : xarray.DataArray
-
-    Returns
-    -------
-    list of str
-    """
-    return [str(c) for c in stack.coords["channel"].values] if "channel" in stack.coords \
-        else [str(i) for i in range(stack.sizes["channel"])]
-
-
 def corrected_stack(corrected: xr.Dataset | xr.DataArray) -> xr.DataArray:
     """The ``(channel, z, y, x)`` image stack of corrected.zarr's dataset (or of a stack).
 
@@ -119,7 +104,7 @@ def whole_slice_chunks(stack: xr.DataArray) -> xr.DataArray:
     xarray.DataArray
     """
     if isinstance(stack.data, da.Array):
-        return stack.copy(data=stack.data.rechunk({0: -1, 2: -1, 3: -1}))
+        return stack.copy(data=whole_slice_data(stack, all_channels=True))
     return stack
 
 

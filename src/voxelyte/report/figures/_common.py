@@ -27,5 +27,10 @@ def _sample_legend(fig, styles: dict, extra=()) -> None:
         fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 6))
 
 
+def _tables_with_rows(tables: dict) -> dict:
+    """The tables of ``{sample: table}`` that are neither None nor empty, in order."""
+    return {s: t for s, t in tables.items() if t is not None and not t.empty}
+
+
 def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from voxelyte import plotting as vp
-from voxelyte.report.figures._common import AXIS_LINESTYLES, _finite, _legend, _sample_legend
+from voxelyte.report.figures._common import (AXIS_LINESTYLES, _finite, _legend, _sample_legend,
+                                             _tables_with_rows)
 
 
 def volume_fraction_figure(data: dict[str, dict], colors: dict) -> str | None:
@@ -89,7 +90,7 @@ def chord_length_figure(tables: dict[str, pd.DataFrame], colors: dict) -> str | 
     str or None
         The figure as a PNG data URI; None when there is nothing to draw.
     """
-    tables = {s: t for s, t in tables.items() if t is not None and not t.empty}
+    tables = _tables_with_rows(tables)
     if not tables:
         return None
     phases = [p for p in colors if any((t["phase"] == p).any() for t in tables.values())]
@@ -183,8 +184,8 @@ def size_figure(local_thickness: dict[str, pd.DataFrame], particles: dict[str, p
     str or None
         The figure as a PNG data URI; None when there is nothing to draw.
     """
-    lt = {s: t for s, t in local_thickness.items() if t is not None and not t.empty}
-    pa = {s: t for s, t in particles.items() if t is not None and not t.empty}
+    lt = _tables_with_rows(local_thickness)
+    pa = _tables_with_rows(particles)
     if not lt and not pa:
         return None
     samples = list(dict.fromkeys([*lt, *pa]))
@@ -244,7 +245,7 @@ def profile_figure(profiles: dict[str, pd.DataFrame], colors: dict, *,
     str or None
         The figure as a PNG data URI; None when there is nothing to draw.
     """
-    profiles = {s: t for s, t in profiles.items() if t is not None and not t.empty}
+    profiles = _tables_with_rows(profiles)
     if not profiles:
         return None
     styles = vp.sample_styles(profiles)
