@@ -15,8 +15,11 @@ from threadpoolctl import threadpool_limits
 from . import contract, provenance
 from .errors import InputError
 
+#: Thread pools a job's ``threads`` limits through the environment. Not NUMBA_NUM_THREADS: numba
+#: reads it when it is imported (before ``run``), and a later change makes numba refuse to compile
+#: any kernel once its threads run; its pool follows the CPUs the job may use (affinity).
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                   "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
+                   "NUMEXPR_NUM_THREADS")
 
 
 def setup_logging(log_path: str | None, level: int = logging.INFO) -> logging.Logger:
