@@ -59,7 +59,7 @@ def _child(args) -> None:
     else:
         import numpy as np
 
-        from voxelyte import config  # noqa: F401 (used by the evaluated task strings)
+        from voxelyte import config
         from voxelyte import descriptors as D
         from voxelyte.contract import open_volume
 
@@ -70,7 +70,7 @@ def _child(args) -> None:
             L = np.load(Path(args.work) / "labels.npy")
         V, P = (args.voxel_um,) * 3, PHASES
         t0 = time.perf_counter()
-        eval(call, {"D": D, "L": L, "V": V, "P": P})  # noqa: S307 - fixed strings above
+        eval(call, {"D": D, "L": L, "V": V, "P": P, "config": config})  # noqa: S307 - fixed strings
         result = {"seconds": time.perf_counter() - t0, "input": kind}
     result["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"task": args.task, **result}), flush=True)

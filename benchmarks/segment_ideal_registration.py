@@ -42,10 +42,10 @@ def ideal_registration_score(sample, sample_dir: Path, threads: int = 2) -> dict
     table = pd.read_csv(sample_dir / "drift.csv")
     table = table.drop(columns=[c for c in register.AFFINE_COLUMNS if c in table])
     table["dy_px"], table["dx_px"] = true_drift[:, 0], true_drift[:, 1]
-    register = sample.stages["register"]
+    settings = sample.stages["register"]
     registered = register.apply_drift(
-        raw["raw"], table, crop_border=register["crop_border"],
-        interpolation_order=register["interpolation_order"]).rename("registered").to_dataset()
+        raw["raw"], table, crop_border=settings["crop_border"],
+        interpolation_order=settings["interpolation_order"]).rename("registered").to_dataset()
     registered.attrs = dict(raw.attrs)
     corrected = preprocess.preprocess(registered, **sample.stages["preprocess"]).compute()
     stack = corrected["corrected"]

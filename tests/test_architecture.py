@@ -171,6 +171,45 @@ def test_public_functions_have_numpydoc_sections():
                          + "\n".join(missing))
 
 
+def _decorator_names(node):
+    for dec in node.decorator_list:
+        target = dec.func if isinstance(dec, ast.Call) else dec
+        yield target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+
+
+def _public_methods(path: Path):
+    """Public methods of public module-level classes; dunders (``__init__`` ...) are exempt."""
+    for cls in _tree(path).body:
+        if isinstance(cls, ast.ClassDef) and not cls.name.startswith("_"):
+            for node in cls.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                        and not node.name.startswith("_"):
+                    yield cls, node
+
+
+def test_public_methods_have_numpydoc_sections():
+    """Methods document Parameters and Returns like functions; a property needs only Returns,
+    a property setter or deleter nothing (the getter documents the attribute)."""
+    missing = []
+    for path in _modules():
+        for cls, node in _public_methods(path):
+            decorators = set(_decorator_names(node))
+            if decorators & {"setter", "deleter"}:
+                continue
+            doc = ast.get_docstring(node) or ""
+            is_property = bool(decorators & {"property", "cached_property"})
+            has_params = (is_property or "Parameters\n" in doc
+                          or not [a for a in node.args.posonlyargs + node.args.args
+                                  + node.args.kwonlyargs if a.arg not in ("self", "cls")])
+            has_returns = ("Returns\n" in doc or "Yields\n" in doc
+                           or (not is_property and node.returns is not None
+                               and ast.unparse(node.returns) == "None"))
+            if not (has_params and has_returns):
+                missing.append(f"{path.relative_to(ROOT)}:{node.lineno} {cls.name}.{node.name}")
+    assert not missing, ("public methods without numpydoc Parameters / Returns:\n"
+                         + "\n".join(missing))
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_names_match_rule_library_and_tests(stage):
     assert (RULES / f"{stage}.smk").is_file(), f"workflow/rules/{stage}.smk"

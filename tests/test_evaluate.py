@@ -163,3 +163,23 @@ def test_score_confusion_matrix_and_iou():
     assert s["voxels_scored"] == 7
 
 
+
+
+def test_false_rim_found_by_phase_roles_not_names():
+    """A CAM slab against a pore slab, the segmentation putting a 2-voxel SE rim between them
+    where the truth has none: every rim voxel is 2 thick (t = d_pore + d_CAM - 1 = 1 + 2 - 1 for
+    the first, 2 + 1 - 1 for the second), whatever the phases are called."""
+    truth = np.zeros((12, 12, 24), np.uint8)          # pore in x < 12, CAM from x = 12
+    truth[:, :, 12:] = 1
+    seg = truth.copy()
+    seg[:, :, 11:13] = 2                               # the false SE rim
+    by_name = evaluate.false_rim_summary({"grid": (seg, truth)}, PHASES)
+    by_role = evaluate.false_rim_summary({"grid": (seg, truth)}, {
+        "void": {"label": 0, "role": "pore"}, "NMC": {"label": 1, "role": "active_material"},
+        "LPS": {"label": 2, "role": "electrolyte"}})
+    assert by_role == by_name
+    inner = by_name["grid"]
+    assert inner["max_thickness_voxels"] == 2.0 and inner["voxels_2_thick"] == inner["voxels"] > 0
+    # no phase of the electrolyte role: no rim to look for
+    assert evaluate.false_rim_summary({"grid": (seg, truth)},
+                                      {"void": {"label": 0}, "NMC": {"label": 1}}) is None

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping
 from . import __version__
 from .contract import to_jsonable, write_json_atomic
 
-KEY_PACKAGES = ("numpy", "scipy", "scikit-image", "porespy", "xarray", "zarr", "dask",
+KEY_PACKAGES = ("numpy", "scipy", "scikit-image", "porespy", "edt", "xarray", "zarr", "dask",
                 "tifffile", "h5py", "scikit-learn", "matplotlib", "snakemake", "pyyaml")
 _CHUNK_BYTES = 1 << 22
 

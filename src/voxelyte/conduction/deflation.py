@@ -69,7 +69,20 @@ class ClusterDeflation:
         self._coarse_solve = spla.factorized(E) if k else None
 
     def coarse_of_az(self, z) -> np.ndarray:
-        """μ = E⁻¹ Zᵀ A z (length k + 1, μ[0] = 0)."""
+        """μ = E⁻¹ Zᵀ A z (length k + 1, μ[0] = 0).
+
+        Parameters
+        ----------
+        z : numpy.ndarray
+            A grid vector of the grid shape (e.g. the preconditioned residual, V); only the
+            faces between different clusters and the clusters' Dirichlet faces enter Zᵀ A z.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 coefficients μ of the cluster vectors, length k + 1 (entry 0, outside
+            every cluster, is 0); ``add(p, μ, -1.0)`` then makes p A-orthogonal to Z.
+        """
         zf = z.ravel()
         t = self.g * (zf[self.p].astype(np.float64) - zf[self.q])
         n = self.k + 1
@@ -77,7 +90,20 @@ class ClusterDeflation:
                              + np.bincount(self.dir_lab, self.dir_b * zf[self.dir_idx], n))
 
     def coarse_of(self, r) -> np.ndarray:
-        """μ = E⁻¹ Zᵀ r (length k + 1, μ[0] = 0)."""
+        """μ = E⁻¹ Zᵀ r (length k + 1, μ[0] = 0).
+
+        Parameters
+        ----------
+        r : numpy.ndarray
+            A grid vector of the grid shape, typically the residual (current, A); its entries
+            are summed per cluster (Zᵀ r).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 coefficients μ of the cluster vectors, length k + 1 (entry 0, outside
+            every cluster, is 0); ``add(x, μ)`` then makes the residual of x orthogonal to Z.
+        """
         return self._solve_E(np.bincount(self.member_label, r.ravel()[self.members], self.k + 1))
 
     def _solve_E(self, s) -> np.ndarray:
@@ -87,7 +113,18 @@ class ClusterDeflation:
         return mu
 
     def add(self, x, mu, sign: float = 1.0) -> None:
-        """x += sign · Z μ (in place)."""
+        """x += sign · Z μ (in place).
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Grid vector of the grid shape, updated in place (cast to its own dtype).
+        mu : numpy.ndarray
+            Cluster coefficients, length k + 1, as from :meth:`coarse_of` or
+            :meth:`coarse_of_az` (entry 0 is ignored: voxels outside every cluster keep x).
+        sign : float, default 1.0
+            Factor of the correction; -1.0 subtracts Z μ.
+        """
         xf = x.reshape(-1)
         xf[self.members] += (sign * mu[self.member_label]).astype(x.dtype)
 

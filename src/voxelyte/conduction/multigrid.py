@@ -124,12 +124,36 @@ class GeometricMultigrid:
             self._chol = np.linalg.cholesky(_dense_operator(*last.g, last.b_in, last.b_out))
 
     def matvec(self, x, y) -> float:
-        """y = A x (float64); returns x·Ax."""
+        """y = A x (float64); returns x·Ax.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Potentials (V) on the finest grid, of the grid shape.
+        y : numpy.ndarray
+            float64 output of the grid shape, overwritten with A x: the net current (A) out of
+            each voxel, Dirichlet faces held at 0 V.
+
+        Returns
+        -------
+        float
+            The energy product x·A x (W at potentials in V).
+        """
         f = self.levels[0]
         return _gmg_matvec(x, *f.g, f.b_in, f.b_out, y)
 
     def vcycle(self, r, z) -> None:
-        """z ≈ A⁻¹ r by one symmetric multigrid cycle (z is overwritten)."""
+        """z ≈ A⁻¹ r by one symmetric multigrid cycle (z is overwritten).
+
+        Parameters
+        ----------
+        r : numpy.ndarray
+            Right-hand side on the finest grid (a residual current, A), of the grid shape.
+        z : numpy.ndarray
+            Output of the grid shape (float32 in the CG), overwritten with the V(ν, ν) cycle's
+            approximation of A⁻¹ r (V); red-black Gauss–Seidel before and after the coarse
+            correction in reverse order, so the preconditioner is symmetric.
+        """
         self._cycle(0, r, z)
 
     def _cycle(self, l, rhs, z):

@@ -201,7 +201,28 @@ class ConductionProblem:
 
     def solve(self, *, rtol: float = DEFAULT_RTOL, maxiter: int | None = None,
               return_field: bool = False) -> dict:
-        """Solve; the result dict of :func:`effective_conductivity`."""
+        """Solve; the result dict of :func:`effective_conductivity`.
+
+        Parameters
+        ----------
+        rtol : float, default DEFAULT_RTOL (1e-7)
+            Relative residual ‖b − A x‖ / ‖b‖ at which the CG stops.
+        maxiter : int, optional
+            Most CG iterations; None: 1000 on the matrix-free gmg path, max(1000, 10 n^(1/3))
+            for n unknowns on the CSR path.
+        return_field : bool, default False
+            Also return ``potential_V`` (V, NaN outside the network) and
+            ``current_density_A_cm2`` (A cm⁻², (jz, jy, jx) at voxel centres).
+
+        Returns
+        -------
+        dict
+            axis, percolating, n_unknowns, network_fraction, sigma_eff_S_cm (S cm⁻¹),
+            current_in_A, current_out_A, current_imbalance_rel, iterations, relative_residual,
+            converged, assemble_time_s, setup_time_s, solve_time_s (s), plus the fields with
+            ``return_field``; a network that does not span the two faces gives σ_eff = 0 and
+            percolating False without a solve.
+        """
         n, n_conducting = self.n_unknowns, int(np.count_nonzero(self.sigma))
         out = {"axis": AXES[self.axis], "percolating": n > 0, "n_unknowns": n,
                "network_fraction": n / n_conducting if n_conducting else 0.0,

@@ -31,6 +31,14 @@ class Sample:
 
     @property
     def phases(self) -> dict:
+        """The sample file's phase table.
+
+        Returns
+        -------
+        dict
+            ``{phase name: {label: int, role, sigma_*_S_cm, ...}}`` as validated (defaults
+            filled); wrap it in :class:`voxelyte.contract.PhaseTable` for lookups.
+        """
         return self.config["phases"]
 
 
@@ -42,10 +50,30 @@ class Study:
     samples: dict[str, Sample] = field(default_factory=dict)
 
     def sample_dir(self, sample: str) -> Path:
+        """The results folder of one sample of the study.
+
+        Parameters
+        ----------
+        sample : str
+            Sample name (a key of ``samples``); the name is not checked.
+
+        Returns
+        -------
+        Path
+            ``results_dir / <study name> / <sample>``, where the stages write its artefacts.
+        """
         return self.results_dir / self.name / sample
 
     @property
     def study_dir(self) -> Path:
+        """The results folder of the study.
+
+        Returns
+        -------
+        Path
+            ``results_dir / <study name>``: holds one folder per sample and the study-level
+            outputs.
+        """
         return self.results_dir / self.name
 
 

@@ -16,6 +16,13 @@ class Artefact:
 
     @property
     def is_store(self) -> bool:
+        """Whether the artefact is a zarr store (a folder) rather than a single file.
+
+        Returns
+        -------
+        bool
+            True when ``path`` ends in ``.zarr``.
+        """
         return self.path.endswith(".zarr")
 
 

@@ -8,6 +8,9 @@ import numpy as np
 from voxelyte.contract.phases import phase_table
 from voxelyte.errors import InputError
 
+#: Label value of a voxel that holds no phase and is not scored (outside the image or the truth).
+INVALID_LABEL = 255
+
 
 def volume_shape(labels) -> tuple[int, int, int]:
     """Shape ``(nz, ny, nx)`` of a non-empty 3D array (numpy, dask or xarray).
@@ -66,8 +69,9 @@ def load_labels(labels) -> np.ndarray:
         The whole volume (numpy input is returned without a copy).
     """
     data = label_data(labels)
-    return data if isinstance(data, np.ndarray) else np.asarray(data.compute()
-                                                                if hasattr(data, "compute") else data)
+    if isinstance(data, np.ndarray):
+        return data
+    return np.asarray(data.compute() if hasattr(data, "compute") else data)
 
 
 def iter_blocks(labels, axis: int = 0, size: int = 64, start: int = 0, stop: int | None = None,

@@ -8,7 +8,7 @@ import numpy as np
 
 from voxelyte.errors import InputError
 
-#: Phase roles: what a phase does in the cell (drives stage defaults, never the phase's name).
+#: Phase roles: what a phase does in the cell; stages find a phase by its role, not its name.
 ROLES = ("active_material", "electrolyte", "pore", "binder", "infiltrant", "other")
 #: Role of a phase whose table entry gives none, by its name (the demo's names).
 _ROLE_BY_NAME = {"pore": "pore", "cam": "active_material", "se": "electrolyte",
@@ -64,21 +64,64 @@ class PhaseTable(Mapping):
 
     @property
     def labels(self) -> dict[str, int]:
-        """Phase name -> label value."""
+        """Phase name -> label value.
+
+        Returns
+        -------
+        dict of str to int
+            ``{name: label}`` in table order (a new dict on each access).
+        """
         return {name: spec["label"] for name, spec in self._specs.items()}
 
     def role(self, name: str) -> str:
         """The phase's role (``ROLES``): its ``role`` entry, else inferred from common names
-        (pore, CAM, SE, CBD), else ``'other'``."""
+        (pore, CAM, SE, CBD), else ``'other'``.
+
+        Parameters
+        ----------
+        name : str
+            A phase name of the table (KeyError otherwise); the name inference ignores case.
+
+        Returns
+        -------
+        str
+            One of ``ROLES``: 'active_material', 'electrolyte', 'pore', 'binder',
+            'infiltrant' or 'other'.
+        """
         return self._specs[name].get("role") or _ROLE_BY_NAME.get(name.lower(), "other")
 
     def with_role(self, role: str) -> list[str]:
-        """Names of the phases with this role, in table order."""
+        """Names of the phases with this role, in table order.
+
+        Parameters
+        ----------
+        role : str
+            A role of ``ROLES`` (as given by :meth:`role`); an unknown role matches no phase.
+
+        Returns
+        -------
+        list of str
+            The matching phase names, in table order; empty if none.
+        """
         return [name for name in self._specs if self.role(name) == role]
 
     def conductivities_S_cm(self, kind: str, *, sample: str | None = None) -> dict[str, float]:
         """Bulk conductivity (S cm⁻¹) of every phase for ``kind`` ('electronic' or 'ionic'),
-        checked: present, finite and >= 0."""
+        checked: present, finite and >= 0.
+
+        Parameters
+        ----------
+        kind : {'electronic', 'ionic'}
+            Conduction kind; reads each phase's ``sigma_<kind>_S_cm`` entry.
+        sample : str, optional
+            Sample name, named in errors.
+
+        Returns
+        -------
+        dict of str to float
+            ``{phase name: σ}`` in S cm⁻¹, table order. Raises InputError for an unknown kind
+            or a phase whose value is missing, non-finite or negative.
+        """
         if kind not in CONDUCTIVITY_KINDS:
             raise InputError("unknown conduction kind", sample=sample, field="kind",
                              expected=" or ".join(CONDUCTIVITY_KINDS), found=kind)
@@ -127,7 +170,15 @@ class PhaseTable(Mapping):
         return lut
 
     def check_labels(self, labels, *, sample: str | None = None) -> None:
-        """Raise InputError if ``labels`` hold a value that no phase has."""
+        """Raise InputError if ``labels`` hold a value that no phase has.
+
+        Parameters
+        ----------
+        labels : array_like of int
+            A label volume (any shape), e.g. a segmentation or ground truth.
+        sample : str, optional
+            Sample name, named in the error.
+        """
         unknown = np.setdiff1d(np.unique(np.asarray(labels)), list(self.labels.values()))
         if unknown.size:
             raise InputError("labels not in the phase table", sample=sample, field="phases",

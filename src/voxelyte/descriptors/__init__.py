@@ -1,4 +1,4 @@
-"""Microstructure descriptors of labelled volumes (processing chain step 5, science.md).
+"""Microstructure descriptors of labelled volumes (the descriptors stage).
 
 Everything works on a label array (z, y, x) and a phase table ``{name: {"label": int,
 "density_g_cm3": float, ...}}`` (the sample file's ``phases``). Lengths are µm, areas µm²,

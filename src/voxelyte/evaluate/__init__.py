@@ -1,7 +1,7 @@
 """The evaluate stage (phantoms only): the registration's drift and the segmentation scored
 against the phantom's ground truth, on the ground-truth grid, in the registered frame and in
 the plain frame."""
-from voxelyte.evaluate.frames import registration_residual_px, truth_in_registered_frame
+from voxelyte.phantom import registration_residual_px, truth_in_registered_frame
 from voxelyte.evaluate.qc import qc_figure
 from voxelyte.evaluate.scores import (RIM_DEFINITION, drift_error, false_rim_summary, score,
                                       true_drift)

@@ -62,27 +62,31 @@ def score(labels: np.ndarray, truth: np.ndarray, phases: dict) -> dict:
 
 
 def false_rim_summary(frames: dict, phases: dict) -> dict | None:
-    """The false SE rim at true CAM-pore contacts (:func:`rim_thickness` with the truth).
+    """The false electrolyte rim at true active-material-pore contacts (:func:`rim_thickness`
+    with the truth): the SE rim at CAM-pore contacts of Cooper et al. 2022.
 
     Parameters
     ----------
     frames : dict
         Frame name -> (labels, truth) on one grid.
     phases : dict or PhaseTable
-        Needs phases named pore, SE and CAM.
+        Needs exactly one phase of each role pore, electrolyte and active_material
+        (:meth:`voxelyte.contract.PhaseTable.role`).
 
     Returns
     -------
     dict or None
         Per frame the rim voxels, the thickest, the counts thicker than one voxel (also with
-        the unresolved voxels), and ``definition``; None without pore, SE and CAM.
+        the unresolved voxels), and ``definition``; None without those three roles.
     """
-    lab = phase_table(phases).labels
-    if not {"pore", "SE", "CAM"} <= set(lab):
+    table = phase_table(phases)
+    found = [table.with_role(role) for role in ("pore", "electrolyte", "active_material")]
+    if any(len(names) != 1 for names in found):
         return None
+    low, middle, high = (table[names[0]]["label"] for names in found)
     rims = {}
     for frame, (seg_labels, truth_labels) in frames.items():
-        kw = dict(low=lab["pore"], middle=lab["SE"], high=lab["CAM"], truth=truth_labels)
+        kw = dict(low=low, middle=middle, high=high, truth=truth_labels)
         rim = rim_thickness(seg_labels, **kw)
         every = rim_thickness(seg_labels, exclude_unresolved=False, **kw)
         rims[frame] = {

@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from voxelyte.contract import AXES, volume_voxel_size_um
-from voxelyte.evaluate.frames import registration_residual_px, truth_in_registered_frame
+from voxelyte.phantom import registration_residual_px, truth_in_registered_frame
 from voxelyte.evaluate.qc import qc_figure
 from voxelyte.evaluate.scores import drift_error, false_rim_summary, score, true_drift
 from voxelyte.evaluate.truth_grid import segment_on_truth_grid

@@ -96,23 +96,61 @@ class SampleResults:
 
     @property
     def descriptors(self) -> dict | None:
-        """descriptors.json, or None."""
+        """descriptors.json, or None.
+
+        Returns
+        -------
+        dict or None
+            The parsed descriptors document of the sample; None when it was not written or
+            could not be read.
+        """
         return self.json.get("descriptors")
 
     def source(self, key: str) -> str:
         """Path of artefact ``key`` relative to the study folder (``<sample>/<path>``), as the
-        report's cells name their source."""
+        report's cells name their source.
+
+        Parameters
+        ----------
+        key : str
+            An artefact key of ``ARTEFACTS`` (KeyError otherwise); the file need not exist.
+
+        Returns
+        -------
+        str
+            ``"<sample name>/<artefact path>"`` with forward slashes.
+        """
         return f"{self.name}/{ARTEFACTS[key].path}"
 
     def ran(self, stage: str) -> bool:
-        """Whether ``stage`` ran: its provenance record or one of its artefacts exists."""
+        """Whether ``stage`` ran: its provenance record or one of its artefacts exists.
+
+        Parameters
+        ----------
+        stage : str
+            A stage (rule) name, e.g. 'segment' or 'transport'.
+
+        Returns
+        -------
+        bool
+            True if a provenance record of the stage was collected or any artefact it writes
+            exists in the sample folder.
+        """
         if stage in self.records:
             return True
         return any(art.stage == stage and artefact_path(self.folder, key).exists()
                    for key, art in ARTEFACTS.items())
 
     def phases(self) -> dict[str, dict]:
-        """Phase table {name: spec with 'label'} from the sample config, else the ground truth."""
+        """Phase table {name: spec with 'label'} from the sample config, else the ground truth.
+
+        Returns
+        -------
+        dict of str to dict
+            ``{phase name: spec}``, each spec a copy with at least an int ``label``; without
+            phases in the config, the phantom summary's phases labelled 0, 1, ... in its
+            order; empty if neither is available.
+        """
         table = self.config.get("phases") or {}
         if table:
             return {n: (dict(s) if isinstance(s, dict) else {"label": int(s)})

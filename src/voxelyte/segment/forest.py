@@ -41,7 +41,15 @@ class TrainedModel:
     feature_importance: dict = field(default_factory=dict)
 
     def merge_matrix(self) -> np.ndarray:
-        """(n_classes, n_phases) 0/1: phase probability = class probabilities @ M."""
+        """(n_classes, n_phases) 0/1: phase probability = class probabilities @ M.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 (len(class_values), len(phase_labels)): row i holds a single 1 in the
+            column of ``class_labels[i]`` within ``phase_labels``, so annotation classes of one
+            phase add up to that phase's probability.
+        """
         m = np.zeros((len(self.class_values), len(self.phase_labels)), dtype=np.float32)
         for i, lab in enumerate(self.class_labels):
             m[i, self.phase_labels.index(lab)] = 1.0

@@ -9,13 +9,14 @@ import dask.array as da
 import xarray as xr
 
 from voxelyte.contract import as_channel_stack, channel_names, phase_table, whole_slice_data
+from voxelyte.contract import INVALID_LABEL
 from voxelyte.errors import InputError
 
 METHODS = ("trainable", "unsupervised")
 #: Annotation value of an unlabelled voxel.
 UNLABELLED = 0
 #: Ground-truth value of a voxel that is not scored (outside the truth or the image).
-INVALID = 255
+INVALID = INVALID_LABEL
 
 
 @lru_cache(maxsize=1)

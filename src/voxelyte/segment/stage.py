@@ -10,6 +10,7 @@ import xarray as xr
 
 from voxelyte.contract import phase_table, volume_fractions, volume_voxel_size_um
 from voxelyte.errors import InputError
+from voxelyte.phantom import truth_in_registered_frame
 from voxelyte.segment.annotations import check_annotations, load_annotations, phantom_annotations
 from voxelyte.segment.features import feature_names
 from voxelyte.segment.forest import (TrainedModel, predict, save_model, save_thresholds,
@@ -244,8 +245,6 @@ def stage_annotations(corrected, *, phases, settings, annotations=None, ground_t
     if settings.get("method", "trainable") != "trainable":
         return None, None, None
     if ground_truth is not None:
-        from voxelyte.evaluate.frames import truth_in_registered_frame  # evaluate uses segment
-
         stack = corrected["corrected"]
         coords = {axis: stack.coords[axis].values for axis in ("z", "y", "x")}
         truth_reg, _ = truth_in_registered_frame(

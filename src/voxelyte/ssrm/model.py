@@ -59,7 +59,14 @@ class Model:
 
     @property
     def face_shape(self):
-        """(rows, cols) of the scanned face."""
+        """(rows, cols) of the scanned face.
+
+        Returns
+        -------
+        tuple of int
+            ``sigma.shape[1:]``: the field's extent across the scanned face (axis 0 of the
+            oriented field runs from the face to the counter electrode).
+        """
         return self.sigma.shape[1:]
 
 

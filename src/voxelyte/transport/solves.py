@@ -91,7 +91,18 @@ class SolveCache:
         return sigma, top, digest
 
     def keep_field(self, lab: np.ndarray, lut: np.ndarray, axis: int) -> None:
-        """Keep the current field of the solve of ``lut[lab]`` along ``axis``."""
+        """Keep the current field of the solve of ``lut[lab]`` along ``axis``.
+
+        Parameters
+        ----------
+        lab : numpy.ndarray
+            Label volume (z, y, x) of the field.
+        lut : numpy.ndarray
+            Conductivity per label value (S cm⁻¹); the key is that of the field normalised to
+            its largest value, as in the cache's lookups.
+        axis : int
+            Array axis (0, 1, 2 = z, y, x) of the solve.
+        """
         self.field_keys.add((self._normalised(lab, lut)[2], axis))
 
     def _solve(self, sigma, top, axis, field) -> dict:

@@ -6,9 +6,8 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
-from voxelyte.contract import AXES
+from voxelyte.contract import AXES, INVALID_LABEL as INVALID
 from voxelyte.errors import InputError
-from voxelyte.segment.settings import INVALID
 
 
 def _truth_indices(truth: xr.Dataset, coords: dict) -> dict[str, np.ndarray]:
