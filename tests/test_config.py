@@ -252,3 +252,33 @@ def test_demo_samples_read_the_shipped_literature_table():
     # Minnmann et al. 2024 (Fig. 2c/d): no ionic value for BM01
     assert measured["BM10"]["sigma_eff_ionic_S_cm"] == 0.05e-3
     assert "sigma_eff_ionic_S_cm" not in measured["BM01"]
+
+
+def label_sample(path_name: str = "labels.tif") -> dict:
+    return {"labels": {"format": "tiff", "path": path_name,
+                       "values": {0: "pore", 85: "CAM", 170: "SE"}},
+            "voxel_size_um": {"z": 0.1, "y": 0.1, "x": 0.1}, "phases": copy.deepcopy(PHASES)}
+
+
+def test_label_volume_sample_resolves_its_file_and_value_map(tmp_path):
+    (tmp_path / "labels.tif").write_bytes(b"not read during validation")
+    s = config.load_sample(write(tmp_path, label_sample()))
+    assert s.labels["path"] == (tmp_path / "labels.tif").resolve()
+    assert s.labels["values"] == {0: "pore", 85: "CAM", 170: "SE"} and s.inputs == []
+
+
+@pytest.mark.parametrize("change, field, message", [
+    (lambda d: d["labels"]["values"].update({255: "CBD"}), "labels.values.255", "unknown phase"),
+    (lambda d: d["labels"]["values"].update({"x1": "SE"}), "labels.values.x1",
+     "non-negative integers"),
+    (lambda d: d.update(inputs=[{"name": "BSE", "format": "tiff", "path": "labels.tif"}]),
+     "labels", "exactly one of"),
+    (lambda d: d["labels"].update(path="missing.tif"), "labels.path", "not found"),
+])
+def test_label_volume_sample_errors_name_the_field(tmp_path, change, field, message):
+    (tmp_path / "labels.tif").write_bytes(b"x")
+    data = label_sample()
+    change(data)
+    with pytest.raises(InputError, match=message) as err:
+        config.load_sample(write(tmp_path, data))
+    assert f"field '{field}'" in str(err.value) and "S1" in str(err.value)

@@ -419,3 +419,55 @@ def test_derived_data_keeps_its_dtype_when_written(tmp_path):
     back = contract.open_volume(tmp_path / "scaled.zarr")["scaled"]
     assert back.dtype == np.float32
     np.testing.assert_allclose(back.values, counts.values / 1000.0, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- label volumes
+LABEL_PHASES = {"pore": {"label": 0}, "CAM": {"label": 1}, "SE": {"label": 2}}
+
+
+def _label_file(tmp_path, values=(0, 85, 170), dtype=np.uint8):
+    """A label TIFF with three slabs along x holding ``values`` (the tortuosity tools' 0 / 85 /
+    170 convention), and what the sample's phase table makes of it."""
+    data = np.full((6, 8, 12), values[0], dtype)
+    data[:, :, 4:8], data[:, :, 8:] = values[1], values[2]
+    path = tmp_path / "labels.tif"
+    tifffile.imwrite(path, data, imagej=True)
+    expected = np.zeros(data.shape, np.uint8)
+    expected[:, :, 4:8], expected[:, :, 8:] = 1, 2
+    return path, expected
+
+
+def test_label_volume_is_mapped_onto_the_phase_table(tmp_path):
+    path, expected = _label_file(tmp_path)
+    spec = {"format": "tiff", "path": path, "values": {0: "pore", 85: "CAM", 170: "SE"}}
+    ds = ingest.read_label_volume(spec, LABEL_PHASES, sample="L1",
+                                  voxel_size_um={"z": 0.3, "y": 0.1, "x": 0.1},
+                                  crop={"z": [1, 5]}, chunks_zyx=(2, 1024, 1024))
+    np.testing.assert_array_equal(ds["labels"].values, expected[1:5])
+    assert ds["labels"].dtype == np.uint8 and ds["labels"].dims == ("z", "y", "x")
+    np.testing.assert_allclose(ds["z"].values, (np.arange(1, 5) + 0.5) * 0.3)
+    assert ds.attrs["phases"] == {"pore": 0, "CAM": 1, "SE": 2}
+    assert ds.attrs["label_file"]["values"] == {"0": "pore", "85": "CAM", "170": "SE"}
+    assert ds.attrs["method"] == "label file"
+
+
+def test_label_values_must_match_the_map_both_ways(tmp_path):
+    path, _ = _label_file(tmp_path)
+    spec = {"format": "tiff", "path": path, "values": {0: "pore", 85: "CAM"}}
+    with pytest.raises(InputError) as err:          # 170 in the file has no phase
+        ingest.read_label_volume(spec, LABEL_PHASES, sample="L1",
+                                 voxel_size_um={"z": 0.1, "y": 0.1, "x": 0.1})
+    text = str(err.value)
+    assert "L1" in text and str(path) in text and "labels.values" in text and "[170]" in text
+    spec["values"] = {0: "pore", 85: "CAM", 170: "SE", 255: "SE"}
+    with pytest.raises(InputError, match=r"absent from the label file.*\[255\]"):
+        ingest.read_label_volume(spec, LABEL_PHASES, sample="L1",
+                                 voxel_size_um={"z": 0.1, "y": 0.1, "x": 0.1})
+
+
+def test_label_file_of_floats_is_refused(tmp_path):
+    path, _ = _label_file(tmp_path, values=(0.0, 1.0, 2.0), dtype=np.float32)
+    spec = {"format": "tiff", "path": path, "values": {0: "pore", 1: "CAM", 2: "SE"}}
+    with pytest.raises(InputError, match="must hold integers"):
+        ingest.read_label_volume(spec, LABEL_PHASES, sample="L1",
+                                 voxel_size_um={"z": 0.1, "y": 0.1, "x": 0.1})

@@ -186,3 +186,47 @@ def test_bad_input_stops_ingest_with_one_message_and_no_artefact(repo_root, tmp_
     store = tmp_path / "results" / "bad" / "real" / "raw.zarr"
     assert not (store / "zarr.json").exists()
     assert not list(store.parent.glob("raw.zarr.tmp-*"))
+
+
+@pytest.mark.slow
+def test_label_volume_sample_starts_at_descriptors(repo_root, tmp_path):
+    """A lab's segmented volume (uint8 0 / 85 / 170, as tortuosity tools use) enters through
+    `labels:`; register, preprocess and segment do not run; descriptors, transport, SSRM and the
+    report do, from exactly those labels, and the report names the file and its sha256."""
+    import tifffile
+
+    from voxelyte import phantom
+
+    structure = phantom.generate_structure(phantom.resolve_params(
+        {"seed": 7, "shape_zyx": [20, 32, 32], "cam_d50_um": 1.2, "se_d50_um": 1.6}))
+    truth = structure.central(structure.labels)
+    tifffile.imwrite(tmp_path / "seg.tif", (truth * 85).astype(np.uint8), imagej=True)
+    sample = demo_sample(repo_root)
+    for key in ("phantom", "stages"):
+        sample.pop(key, None)
+    sample.update(labels={"format": "tiff", "path": "seg.tif",
+                          "values": {0: "pore", 85: "CAM", 170: "SE"}},
+                  voxel_size_um={"z": 0.1, "y": 0.1, "x": 0.1},
+                  stages={"transport": {"axes": ["z"], "random_walk": {
+                      "n_walkers": 100, "n_steps": 1000, "seed": 3}}})
+    done = run_study(repo_root, write_study(tmp_path, "lab", {"seg": sample}))
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    out = tmp_path / "results" / "lab"
+    runs = json.loads((out / "provenance.json").read_text())["runs"]
+    assert {r["rule"] for r in runs} == {"ingest_labels", "descriptors", "transport", "ssrm",
+                                         "report"}
+    labels = xr.open_zarr(out / "seg" / "labels.zarr")
+    np.testing.assert_array_equal(labels["labels"].values, truth)
+    ingested = next(r for r in runs if r["rule"] == "ingest_labels")
+    assert labels.attrs["label_file"]["sha256"] == ingested["inputs"][0]["sha256"]
+    desc = json.loads((out / "seg" / "descriptors" / "descriptors.json").read_text())
+    assert desc["labels_source"].startswith("label file")
+    for phase, value in {"pore": 0, "CAM": 1, "SE": 2}.items():
+        assert desc[f"volume_fraction_{phase}"] == pytest.approx((truth == value).mean())
+    page = json.loads((out / "seg" / "report.json").read_text())
+    assert page["stages"] == {"ingest_labels": True, "descriptors": True, "transport": True,
+                              "ssrm": True}
+    html = (out / "seg" / "report.html").read_text()
+    assert "labels from" in html and labels.attrs["label_file"]["sha256"] in html
+    assert not (out / "seg" / "raw.zarr").exists()

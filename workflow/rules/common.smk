@@ -8,6 +8,10 @@ from voxelyte.contract import ARTEFACTS
 RESULTS = str(STUDY.study_dir)  # results/<study>
 SAMPLES = list(STUDY.samples)
 PHANTOM_SAMPLES = [s for s, v in STUDY.samples.items() if v.phantom is not None]
+# Samples that enter as a segmented label volume skip the image stages (register, preprocess,
+# segment); every other sample goes through them.
+LABEL_SAMPLES = [s for s, v in STUDY.samples.items() if v.labels is not None]
+IMAGE_SAMPLES = [s for s in SAMPLES if s not in LABEL_SAMPLES]
 
 # Rules that write a provenance record per sample, in pipeline order: rule name -> the samples it
 # runs for. Each stage's rule file adds itself when included.
@@ -16,6 +20,14 @@ STAGE_RULES = {}
 
 def sample_of(wildcards):
     return STUDY.samples[wildcards.sample]
+
+
+def labels_source(wildcards):
+    """Where a sample's labels.zarr comes from, for the stages that read it."""
+    s = sample_of(wildcards)
+    if s.labels is not None:
+        return f"label file {s.labels['path']}"
+    return f"segment stage ({s.stages['segment']['method']})"
 
 
 def one_of(names):
@@ -88,7 +100,8 @@ def sample_mvoxels(sample):
             try:
                 from voxelyte import ingest
 
-                stack, _ = ingest.open_channel(s.inputs[0], sample=sample)
+                first = s.inputs[0] if s.inputs else dict(s.labels, name="labels")
+                stack, _ = ingest.open_channel(first, sample=sample)
                 shape = list(stack.shape)
             except Exception:  # unreadable here: the ingest rule reports it properly
                 shape = [512, 1024, 1024]

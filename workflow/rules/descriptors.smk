@@ -19,7 +19,7 @@ rule descriptors:
             for key in ("phases", "nominal_composition", "electrode_normal_axis",
                         "current_collector_side")
         },
-        labels_source=lambda w: f"segment stage ({sample_of(w).stages['segment']['method']})",
+        labels_source=labels_source,
         config_hash=rule_config_hash("descriptors", "phases", "nominal_composition",
                                      "electrode_normal_axis", "current_collector_side"),
     wildcard_constraints:

@@ -1,5 +1,5 @@
 # Preprocess: brightness drift, shading, curtaining, contrast (voxelyte.preprocess).
-STAGE_RULES["preprocess"] = SAMPLES
+STAGE_RULES["preprocess"] = IMAGE_SAMPLES
 
 
 rule preprocess:
@@ -12,7 +12,7 @@ rule preprocess:
         stage=lambda w: sample_of(w).stages["preprocess"],
         config_hash=rule_config_hash("preprocess"),
     wildcard_constraints:
-        sample=one_of(SAMPLES),
+        sample=one_of(IMAGE_SAMPLES),
     log:
         log_path("preprocess"),
     benchmark:

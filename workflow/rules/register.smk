@@ -1,5 +1,5 @@
 # Register: slice-drift estimation and correction, same shifts for every channel (voxelyte.register).
-STAGE_RULES["register"] = SAMPLES
+STAGE_RULES["register"] = IMAGE_SAMPLES
 
 
 rule register:
@@ -14,7 +14,7 @@ rule register:
         stage=lambda w: sample_of(w).stages["register"],
         config_hash=rule_config_hash("register"),
     wildcard_constraints:
-        sample=one_of(SAMPLES),
+        sample=one_of(IMAGE_SAMPLES),
     log:
         log_path("register"),
     benchmark:

@@ -4,7 +4,7 @@
 # the registered frame (hence the ground truth and drift inputs); the evaluate rule scores them.
 from pathlib import Path as _SegPath
 
-STAGE_RULES["segment"] = SAMPLES
+STAGE_RULES["segment"] = IMAGE_SAMPLES
 
 
 def segment_inputs(wildcards):
@@ -46,7 +46,7 @@ rule segment:
             if sample_of(w).config.get("annotations") else None),
         config_hash=rule_config_hash("segment", "phases", "annotations"),
     wildcard_constraints:
-        sample=one_of(SAMPLES),
+        sample=one_of(IMAGE_SAMPLES),
     log:
         log_path("segment"),
     benchmark:

@@ -16,7 +16,8 @@ rule ssrm:
     params:
         stage=lambda w: sample_of(w).stages["ssrm"],
         phases=lambda w: sample_of(w).config["phases"],
-        labels_source="segmentation",
+        labels_source=lambda w: ("segmentation" if sample_of(w).labels is None
+                                 else labels_source(w)),
         config_hash=rule_config_hash("ssrm", "phases"),
     wildcard_constraints:
         sample=one_of(SSRM_SAMPLES),

@@ -17,7 +17,7 @@ rule transport:
             key: sample_of(w).config.get(key)
             for key in ("phases", "measured", "electrode_normal_axis")
         },
-        labels_source=lambda w: f"segment stage ({sample_of(w).stages['segment']['method']})",
+        labels_source=labels_source,
         config_hash=rule_config_hash("transport", "phases", "measured", "electrode_normal_axis"),
     wildcard_constraints:
         sample=one_of(SAMPLES),

@@ -15,6 +15,8 @@ from voxelyte.ingest import FOLDER_FORMATS
 #: Label convention of generated phantoms (voxelyte.phantom writes these labels).
 PHANTOM_PHASES = {"pore": 0, "CAM": 1, "SE": 2}
 PHANTOM_CHANNELS = ("BSE", "SE")
+#: The ways a sample enters: image stacks, a segmented label volume, or a generated phantom.
+ENTRIES = ("inputs", "labels", "phantom")
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Sample:
     stages: dict                      # merged stage parameters
     phantom: dict | None              # phantom parameters, or None for real data
     config_hash: str = ""
+    labels: dict | None = None        # a label-volume entry: file spec with absolute ``path``
+                                      # and ``values`` {file value: phase name}, else None
 
     @property
     def phases(self) -> dict:
@@ -127,17 +131,19 @@ def load_sample(path: str | Path, *, name: str | None = None, study_stages: dict
     cfg = validate(raw, load_schema("sample"), source=source, sample=name)
 
     phantom = cfg.get("phantom")
-    if phantom is not None and "inputs" in cfg:
-        raise InputError("give either 'inputs' (real data) or 'phantom' (generated), not both",
-                         sample=name, source=source, field="inputs")
-    if phantom is None and "inputs" not in cfg:
-        raise InputError("required field is missing (or give 'phantom' to generate the stack)",
-                         sample=name, source=source, field="inputs")
+    entries = [key for key in ENTRIES if cfg.get(key) is not None]
+    if len(entries) != 1:
+        raise InputError("give exactly one of 'inputs' (image stacks), 'labels' (a segmented "
+                         "volume) or 'phantom' (generated)", sample=name, source=source,
+                         field=entries[-1] if entries else "inputs",
+                         expected="one of inputs, labels, phantom",
+                         found=", ".join(entries) if entries else "none")
 
     _check_phases(cfg, name, source)
     _check_nominal(cfg, name, source)
     _check_crop(cfg, name, source)
     _check_annotations(cfg, name, source)
+    labels = None
     if cfg.get("measured", {}).get("table"):
         cfg["measured"] = measured_from_table(cfg["measured"], base=path.parent, sample=name,
                                               source=source)
@@ -155,6 +161,9 @@ def load_sample(path: str | Path, *, name: str | None = None, study_stages: dict
                 raise InputError("a phantom's voxel size is set by phantom.voxel_size_um",
                                  sample=name, source=source, field=f"voxel_size_um.{ax}",
                                  expected=phantom["voxel_size_um"], found=value)
+    elif "labels" in cfg:
+        inputs, voxel = [], cfg.get("voxel_size_um") or None
+        labels = _resolve_label_file(cfg, path.parent, name, source, check_files)
     else:
         inputs = _resolve_inputs(cfg["inputs"], path.parent, name, source, check_files)
         voxel = cfg.get("voxel_size_um") or None
@@ -164,7 +173,8 @@ def load_sample(path: str | Path, *, name: str | None = None, study_stages: dict
     hashed = {k: v for k, v in cfg.items() if k not in ("stages", "resources")}
     hashed["stages"] = stages
     return Sample(name=name, source=path, config=cfg, inputs=inputs, voxel_size_um=voxel,
-                  stages=stages, phantom=phantom, config_hash=config_hash(hashed))
+                  stages=stages, phantom=phantom, config_hash=config_hash(hashed),
+                  labels=labels)
 
 
 def measured_from_table(measured: dict, *, base: Path, sample: str, source: str) -> dict:
@@ -268,11 +278,36 @@ def _check_crop(cfg: dict, name: str, source: str) -> None:
                              expected="[start, stop] with start < stop", found=[start, stop])
 
 
+def _resolve_label_file(cfg: dict, base: Path, name: str, source: str,
+                        check_files: bool) -> dict:
+    """The sample's ``labels`` entry with an absolute path and ``values`` as {int: phase}."""
+    spec = cfg["labels"]
+    values = {}
+    for key, phase in spec["values"].items():
+        try:
+            value = int(key)
+        except (TypeError, ValueError):
+            value = -1
+        if value < 0 or str(key).strip() != str(value):
+            raise InputError("label file values must be non-negative integers", sample=name,
+                             source=source, field=f"labels.values.{key}",
+                             expected="an integer value of the label file", found=key)
+        if phase not in cfg["phases"]:
+            raise InputError("label file value maps to an unknown phase", sample=name,
+                             source=source, field=f"labels.values.{key}",
+                             expected=f"one of {sorted(cfg['phases'])}", found=phase)
+        values[value] = phase
+    resolved = _resolve_inputs([dict(spec, name="labels")], base, name, source, check_files,
+                               field="labels")[0]
+    resolved.pop("name")
+    return dict(resolved, values=values)
+
+
 def _resolve_inputs(channels: list[dict], base: Path, name: str, source: str,
-                    check_files: bool) -> list[dict]:
+                    check_files: bool, field: str = "inputs") -> list[dict]:
     resolved, names = [], set()
     for i, channel in enumerate(channels):
-        where = f"inputs[{i}]"
+        where = f"{field}[{i}]" if field == "inputs" else field
         if channel["name"] in names:
             raise InputError("channel name used twice", sample=name, source=source,
                              field=f"{where}.name", expected="unique channel names",

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 STAGES = {
     "phantom": "Ground-truth phantom",
     "ingest": "Ingest",
+    "ingest_labels": "Ingest of a segmented label volume",
     "register": "Registration (drift correction)",
     "preprocess": "Preprocessing (shading, curtaining, contrast)",
     "segment": "Segmentation",
@@ -32,6 +33,12 @@ STAGES = {
     "transport": "Transport (tortuosity, conductivity)",
     "ssrm": "Simulated SSRM",
 }
+
+#: Stages that do not apply to a sample by the way it enters (``SampleResults.entry``).
+NOT_APPLICABLE = {"labels": ("phantom", "ingest", "register", "preprocess", "segment",
+                             "evaluate"),
+                  "images": ("phantom", "evaluate", "ingest_labels"),
+                  "phantom": ("ingest_labels",)}
 
 
 def read_json(path) -> Any | None:
@@ -122,6 +129,38 @@ class SampleResults:
         """
         return f"{self.name}/{ARTEFACTS[key].path}"
 
+    @property
+    def entry(self) -> str:
+        """How the sample entered the workflow.
+
+        Returns
+        -------
+        str
+            ``"labels"`` (a segmented label volume), ``"phantom"`` (a generated phantom) or
+            ``"images"`` (image stacks).
+        """
+        if self.config.get("labels") or "ingest_labels" in self.records:
+            return "labels"
+        if self.config.get("phantom") or any(
+                k in self.json or k in self.stores
+                for k in ("phantom_summary", "ground_truth", "evaluation")):
+            return "phantom"
+        return "images"
+
+    def applies(self, stage: str) -> bool:
+        """Whether ``stage`` is part of this sample's pipeline (not run is not failed).
+
+        Parameters
+        ----------
+        stage : str
+            A key of ``STAGES``.
+
+        Returns
+        -------
+        bool
+        """
+        return self.ran(stage) or stage not in NOT_APPLICABLE[self.entry]
+
     def ran(self, stage: str) -> bool:
         """Whether ``stage`` ran: its provenance record or one of its artefacts exists.
 
@@ -134,10 +173,13 @@ class SampleResults:
         -------
         bool
             True if a provenance record of the stage was collected or any artefact it writes
-            exists in the sample folder.
+            exists in the sample folder (for a stage that does not apply to the sample's entry,
+            only its record counts: a label volume's labels.zarr is not the segment stage's).
         """
         if stage in self.records:
             return True
+        if stage in NOT_APPLICABLE[self.entry]:
+            return False
         return any(art.stage == stage and artefact_path(self.folder, key).exists()
                    for key, art in ARTEFACTS.items())
 

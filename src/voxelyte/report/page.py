@@ -35,8 +35,7 @@ def is_phantom(res: SampleResults) -> bool:
     -------
     bool
     """
-    return any(k in res.json or k in res.stores
-               for k in ("phantom_summary", "ground_truth", "evaluation"))
+    return res.entry == "phantom"
 
 
 def sample_sections(res: SampleResults, study: str, colors: dict) -> list[dict]:
@@ -54,9 +53,9 @@ def sample_sections(res: SampleResults, study: str, colors: dict) -> list[dict]:
     list of dict
     """
     truth_ds = open_store(res.stores["ground_truth"]) if "ground_truth" in res.stores else None
-    sections = [sample_overview(res, study, colors), volumes_section(res),
-                registration_section(res, truth_ds),
-                segmentation_section(res, truth_ds, colors),
+    image_stages = [registration_section(res, truth_ds),
+                    segmentation_section(res, truth_ds, colors)] if res.entry != "labels" else []
+    sections = [sample_overview(res, study, colors), volumes_section(res), *image_stages,
                 fractions_section(res, colors), chords_section(res, colors),
                 interfaces_section(res, colors), sizes_section(res, colors),
                 profiles_section(res, colors), tortuosity_section(res, colors),
@@ -82,7 +81,7 @@ def sample_summary(res: SampleResults, study: str) -> dict:
         and the voxelyte version.
     """
     scores = (res.json.get("evaluation") or {}).get("registration")
-    return {"sample": res.name, "study": study, "stages": {s: res.ran(s) for s in STAGES},
+    return {"sample": res.name, "study": study, "stages": {s: res.ran(s) for s in STAGES if res.applies(s)},
             "scores": scores or {}, "key_numbers": key_numbers(res),
             "created_utc": now_utc(), "voxelyte_version": __version__}
 
