@@ -146,3 +146,42 @@ def test_artefact_registry_names_stages_and_paths(tmp_path):
     assert len(paths) == len(set(paths))
     with pytest.raises(KeyError, match="known"):
         contract.artefact("nope")
+
+
+def _volume_dataset():
+    z = (np.arange(4) + 0.5) * 0.3
+    y = (np.arange(5) + 0.5) * 0.1
+    x = (np.arange(6) + 0.5) * 0.1 + 2.0          # a crop: the first voxel centre at 2.05 µm
+    return xr.Dataset({"raw": (("channel", "z", "y", "x"), np.ones((2, 4, 5, 6), np.uint16)),
+                       "mask": (("z", "y", "x"), np.zeros((4, 5, 6), np.uint8))},
+                      coords={"channel": ["BSE", "SE"], "z": z, "y": y, "x": x})
+
+
+def test_volume_stores_carry_ome_ngff_scale_and_stay_xarray_readable(tmp_path):
+    ds = _volume_dataset()
+    contract.write_zarr_atomic(ds, tmp_path / "raw.zarr")
+    ome = json.loads((tmp_path / "raw.zarr" / "zarr.json").read_text())["attributes"]["ome"]
+    assert ome["version"] == "0.5"
+    raw, mask = ome["multiscales"]
+    assert [a["name"] for a in raw["axes"]] == ["channel", "z", "y", "x"]
+    assert raw["axes"][0]["type"] == "channel" and raw["axes"][1]["unit"] == "micrometer"
+    scale, shift = raw["datasets"][0]["coordinateTransformations"]
+    assert raw["datasets"][0]["path"] == "raw"
+    assert scale["scale"] == pytest.approx([1.0, 0.3, 0.1, 0.1])
+    assert shift["translation"] == pytest.approx([0.0, 0.15, 0.05, 2.05])
+    assert mask["datasets"][0]["coordinateTransformations"][0]["scale"] == pytest.approx(
+        [0.3, 0.1, 0.1])
+    back = contract.open_volume(tmp_path / "raw.zarr")
+    np.testing.assert_array_equal(back["raw"].values, ds["raw"].values)
+    # no (z, y, x) variable, or no voxel size: no OME metadata
+    assert contract.ome_ngff_attrs(xr.Dataset({"v": ("t", np.arange(3))})) is None
+
+
+def test_ome_zarr_reads_the_physical_scale(tmp_path):
+    reader = pytest.importorskip("ome_zarr.reader")
+    ome_io = pytest.importorskip("ome_zarr.io")
+    contract.write_zarr_atomic(_volume_dataset(), tmp_path / "raw.zarr")
+    node = next(iter(reader.Reader(ome_io.parse_url(str(tmp_path / "raw.zarr")))()))
+    scale = node.metadata["coordinateTransformations"][0][0]["scale"]
+    assert scale == pytest.approx([1.0, 0.3, 0.1, 0.1])
+    assert node.data[0].shape == (2, 4, 5, 6)

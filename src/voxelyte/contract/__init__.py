@@ -19,13 +19,13 @@ from voxelyte.contract.grid import (AXES, as_channel_stack, axis_index, channel_
 from voxelyte.contract.labels import (INVALID_LABEL, distance_um, iter_blocks, label_data,
                                       load_labels, volume_fractions, volume_shape)
 from voxelyte.contract.phases import CONDUCTIVITY_KINDS, ROLES, PhaseTable, phase_table
-from voxelyte.contract.storage import (atomic_write, open_volume, to_jsonable, write_json_atomic,
-                                       write_text_atomic, write_zarr_atomic)
+from voxelyte.contract.storage import (atomic_write, ome_ngff_attrs, open_volume, to_jsonable,
+                                       write_json_atomic, write_text_atomic, write_zarr_atomic)
 
 __all__ = ["AXES", "ARTEFACTS", "INVALID_LABEL", "Artefact", "CONDUCTIVITY_KINDS", "PhaseTable",
-           "ROLES",
-           "artefact", "artefact_path", "as_channel_stack", "atomic_write", "axis_index",
-           "channel_index", "channel_names", "distance_um", "iter_blocks", "label_data",
-           "load_labels", "open_volume", "phase_table", "stage_dataset", "to_jsonable",
-           "volume_fractions", "volume_shape", "volume_voxel_size_um", "voxel_size_um",
-           "whole_slice_data", "write_json_atomic", "write_text_atomic", "write_zarr_atomic"]
+           "ROLES", "artefact", "artefact_path", "as_channel_stack", "atomic_write",
+           "axis_index", "channel_index", "channel_names", "distance_um", "iter_blocks",
+           "label_data", "load_labels", "ome_ngff_attrs", "open_volume", "phase_table",
+           "stage_dataset", "to_jsonable", "volume_fractions", "volume_shape",
+           "volume_voxel_size_um", "voxel_size_um", "whole_slice_data", "write_json_atomic",
+           "write_text_atomic", "write_zarr_atomic"]

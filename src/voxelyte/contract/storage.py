@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from voxelyte.contract.grid import AXES, volume_voxel_size_um
 from voxelyte.errors import InputError
 
 
@@ -114,14 +115,61 @@ def write_json_atomic(data: Any, path) -> Path:
     return write_text_atomic(text, path)
 
 
+def ome_ngff_attrs(ds) -> dict | None:
+    """OME-NGFF 0.5 ``multiscales`` metadata of a dataset's volume variables.
+
+    Every data variable whose last dimensions are (z, y, x), with at most one dimension before
+    them (a channel or case axis), becomes one multiscale image of one level, its ``path`` the
+    variable's name in the store: axes with µm units and the voxel size as the scale, the first
+    voxel centre as the translation. napari / Fiji (through ome-zarr) then open the store at
+    its physical scale; ``xarray.open_zarr`` keeps reading it as before.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        With µm coordinates z, y, x (or a ``voxel_size_um`` attribute and coordinates).
+
+    Returns
+    -------
+    dict or None
+        The value of the store's ``ome`` attribute; None when the dataset has no such variable
+        or no voxel size.
+
+    References
+    ----------
+    OME-NGFF specification 0.5, "multiscales" metadata (Moore et al., Nat. Methods 18, 1496
+    (2021) for the format).
+    """
+    images = [name for name, v in ds.data_vars.items()
+              if tuple(v.dims[-3:]) == AXES and v.ndim <= 4 and all(a in ds.coords for a in AXES)]
+    if not images:
+        return None
+    try:
+        scale_zyx = volume_voxel_size_um(ds)
+    except InputError:             # a single-voxel axis without a voxel_size_um attribute
+        return None
+    origin = [float(ds[a].values[0]) for a in AXES]
+    multiscales = []
+    for name in images:
+        lead = list(ds[name].dims[:-3])
+        axes = [{"name": d, "type": "channel"} for d in lead] + [
+            {"name": a, "type": "space", "unit": "micrometer"} for a in AXES]
+        transforms = [{"type": "scale", "scale": [1.0] * len(lead) + list(scale_zyx)},
+                      {"type": "translation", "translation": [0.0] * len(lead) + origin}]
+        multiscales.append({"name": name, "axes": axes, "datasets": [
+            {"path": name, "coordinateTransformations": transforms}]})
+    return {"version": "0.5", "multiscales": multiscales}
+
+
 def write_zarr_atomic(ds, path, *, num_workers: int = 1) -> None:
     """Write an xarray Dataset to the zarr store ``path`` (consolidated metadata) atomically.
 
     ``path`` only ever holds a complete store: write into ``<path>.tmp-<random>``, then replace.
     Dask-backed variables are computed chunk by chunk with the threaded scheduler limited to
     ``num_workers``; their dask chunks define the zarr chunks, and the in-memory dtypes are
-    written (encodings inherited from an opened store are dropped). On failure the temporary
-    store is removed and nothing at ``path`` changes.
+    written (encodings inherited from an opened store are dropped). Volume variables are
+    described as OME-NGFF images in the store's ``ome`` attribute (:func:`ome_ngff_attrs`). On
+    failure the temporary store is removed and nothing at ``path`` changes.
 
     Parameters
     ----------
@@ -139,6 +187,9 @@ def write_zarr_atomic(ds, path, *, num_workers: int = 1) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f"{final.name}.tmp-{secrets.token_hex(6)}")
     ds = ds.copy(deep=False)
+    ome = ome_ngff_attrs(ds)
+    if ome is not None:
+        ds = ds.assign_attrs(ome=ome)
     for variable in ds.variables.values():
         variable.encoding = {}
     try:
