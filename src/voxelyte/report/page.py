@@ -81,7 +81,8 @@ def sample_summary(res: SampleResults, study: str) -> dict:
         and the voxelyte version.
     """
     scores = (res.json.get("evaluation") or {}).get("registration")
-    return {"sample": res.name, "study": study, "stages": {s: res.ran(s) for s in STAGES if res.applies(s)},
+    stages = {s: res.ran(s) for s in STAGES if res.applies(s)}
+    return {"sample": res.name, "study": study, "stages": stages,
             "scores": scores or {}, "key_numbers": key_numbers(res),
             "created_utc": now_utc(), "voxelyte_version": __version__}
 
